@@ -1,0 +1,51 @@
+"""``nnmeter-tvm``: the command-line entry point.
+
+Each subcommand lives in its own module ``nnmeter_tvm/cli/<name>.py`` with ``add_parser(sub)``
+and ``run(args) -> int``.  User errors (any :class:`NNMeterError`) print one line and exit 2;
+``--debug`` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import NNMeterError
+
+# In the order ``--help`` lists them: the pipeline's order.
+COMMANDS = ("zoo", "graph", "measure", "detect_rules", "kernels", "build", "predict", "check")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nnmeter-tvm",
+        description="Kernel-level latency prediction for ONNX models on onnxruntime and TVM.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:  # TODO(lead): strict once every command has landed
+            if exc.name != f"{__name__}.{name}":
+                raise
+            continue
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except NNMeterError as exc:
+        if args.debug:
+            raise
+        print(f"nnmeter-tvm {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"nnmeter-tvm {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,25 @@
+"""The kernel record: the unit a backend really executes after its graph-level fusions."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, eq=False)
+class Kernel:
+    """A group of graph nodes that the backend runs as one kernel.
+
+    ``type`` is built from the member ops in order (``conv-bn-relu``, ``add-relu``); ``anchor``
+    is the member whose configuration defines the kernel's cost (its first compute op, else its
+    first node).  A kernel the backend inserts on its own (onnxruntime's NCHWc reorders) has
+    ``inserted=True``, no member nodes, and the tensor it converts in ``attrs["tensor"]`` with
+    its shape in ``attrs["shape"]``.  ``rule`` names the fusion rule that formed the group.
+    """
+
+    name: str
+    type: str
+    nodes: tuple[str, ...]
+    anchor: str | None
+    ops: tuple[str, ...]
+    inserted: bool = False
+    rule: str | None = None
+    attrs: dict = field(default_factory=dict)
