@@ -41,7 +41,10 @@ _DTYPES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 9: "bool
 
 
 def load_model(model, input_shapes: dict | None = None):
-    """Read and check an ONNX model; returns a shape-inferred ModelProto with static shapes."""
+    """Read and check an ONNX model; returns a ModelProto whose inputs all have static shapes.
+
+    The caller's ModelProto is never mutated (it is copied only when a shape must be set).
+    """
     import onnx
 
     label = _label(model)
@@ -58,42 +61,85 @@ def load_model(model, input_shapes: dict | None = None):
         raise ModelLoadError(f"expected a path or onnx.ModelProto, got {type(model).__name__}")
     if not model.graph.node:
         raise ModelLoadError(f"{label}: the graph has no nodes; is this an ONNX model?")
-    try:
-        onnx.checker.check_model(model)
+    try:  # checking the weight-free copy: the checker would serialize every weight otherwise
+        onnx.checker.check_model(_without_weights(model)[0])
     except Exception as exc:
         raise ModelLoadError(f"{label}: fails the ONNX checker: {_first_line(exc)}; "
                              "re-export the model") from None
-    model = _with_input_shapes(model, input_shapes or {}, label)
-    try:
-        return onnx.shape_inference.infer_shapes(model, data_prop=True)
-    except Exception as exc:
-        raise ModelLoadError(f"{label}: ONNX shape inference failed: {_first_line(exc)}") from None
+    return _with_input_shapes(model, input_shapes or {}, label)
 
 
 def load_graph(model, input_shapes: dict | None = None) -> Graph:
     """Load an ONNX model (path or ModelProto) into the framework-neutral Graph."""
     label = _label(model)
-    proto = load_model(model, input_shapes)
-    return graph_from_proto(proto, label)
+    return graph_from_proto(load_model(model, input_shapes), label)
 
 
-def graph_from_proto(proto, label: str = "model") -> Graph:
+def graph_from_proto(proto, label: str | None = None) -> Graph:
+    """Graph of a checked ModelProto with static input shapes (see :func:`load_model`)."""
     from onnx import numpy_helper
 
-    g = proto.graph
+    label = label or _label(proto)
+    light, big = _without_weights(proto)
+    try:
+        import onnx
+
+        light = onnx.shape_inference.infer_shapes(light, data_prop=True)
+    except Exception as exc:
+        raise ModelLoadError(f"{label}: ONNX shape inference failed: {_first_line(exc)}") from None
+    g = light.graph
     consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
-    shapes = _known_shapes(proto)
-    nodes, used_names = [], set()
-    for i, onode in enumerate(g.node):
+    # Weights are only looked at for their shape: a zero-strided view stands in for each.
+    consts.update({name: np.broadcast_to(np.float32(0), dims) for name, dims in big.items()})
+    shapes = _known_shapes(light)
+    nodes = []
+    for onode, name in zip(g.node, node_names(g)):
         if onode.op_type == "Constant":
             consts[onode.output[0]] = _constant_value(onode)
-            continue
-        name = _unique_name(onode.name or f"{onode.op_type}_{i}", used_names)
-        nodes.append(_make_node(onode, name, consts, shapes, label))
+        else:
+            nodes.append(_make_node(onode, name, consts, shapes, label))
     inputs = tuple(TensorInfo(v.name, shapes[v.name], _elem(v)) for v in g.input if v.name not in consts)
     outputs = tuple(TensorInfo(v.name, _shape_of(v.name, shapes, label, "graph output"), _elem(v))
                     for v in g.output)
     return Graph(name=g.name or label, nodes=tuple(nodes), inputs=inputs, outputs=outputs)
+
+
+def node_names(graph) -> list[str]:
+    """The Graph's name of each node of an ONNX GraphProto, in order (None for Constant nodes).
+
+    A node is named ``name or f"{op_type}_{index}"``, made unique with ``_2``, ``_3``...; every
+    adapter that maps back to ONNX nodes must use this one function.
+    """
+    used = set()
+    return [None if n.op_type == "Constant" else _unique_name(n.name or f"{n.op_type}_{i}", used)
+            for i, n in enumerate(graph.node)]
+
+
+_WEIGHT_ELEMENTS = 64  # initializers larger than this are weights: only their shape matters
+
+
+def _without_weights(proto):
+    """A copy of ``proto`` whose large initializers are typed graph inputs instead.
+
+    Shape inference then never serializes the weights, which made importing a 20 MB model
+    cost a second; small initializers (shapes, pads, clip bounds) stay, as inference needs them.
+    """
+    import onnx
+    from onnx import helper
+
+    g = proto.graph
+    big = {t.name: tuple(t.dims) for t in g.initializer if np.prod(t.dims) > _WEIGHT_ELEMENTS}
+    declared = {v.name for v in g.input}
+    graph = helper.make_graph(
+        list(g.node), g.name,
+        list(g.input) + [helper.make_tensor_value_info(t.name, t.data_type, t.dims)
+                         for t in g.initializer if t.name in big and t.name not in declared],
+        list(g.output),
+        [t for t in g.initializer if t.name not in big],
+        value_info=list(g.value_info))
+    light = onnx.ModelProto(ir_version=proto.ir_version, graph=graph)
+    light.opset_import.extend(proto.opset_import)
+    return light, big
 
 
 def parse_input_shapes(specs) -> dict:
