@@ -1,0 +1,80 @@
+// Python binding: nnmeter_tvm._features.  The shim nnmeter_tvm/features/__init__.py wraps it.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+
+#include "feature_encoder.h"
+
+namespace py = pybind11;
+
+namespace {
+
+const nnm::Family& lookup(const std::string& name) {
+    if (const nnm::Family* f = nnm::find_family(name)) return *f;
+    std::string valid;
+    for (const nnm::Family& f : nnm::families()) valid += (valid.empty() ? "" : ", ") + f.name;
+    throw py::key_error("unknown feature family '" + name + "'; valid: " + valid);
+}
+
+template <class T>
+py::array_t<T> run(const nnm::Family& f, const double* raw, py::ssize_t n) {
+    py::array_t<T> out({n, static_cast<py::ssize_t>(f.width())});
+    T* dst = out.mutable_data();
+    if (n > 4096) {
+        py::gil_scoped_release release;
+        nnm::encode_rows<T>(f, raw, static_cast<std::size_t>(n), dst);
+    } else {
+        nnm::encode_rows<T>(f, raw, static_cast<std::size_t>(n), dst);
+    }
+    return out;
+}
+
+py::array encode(const std::string& family,
+                 py::array_t<double, py::array::c_style | py::array::forcecast> configs,
+                 bool exact) {
+    const nnm::Family& f = lookup(family);
+    const py::ssize_t rw = static_cast<py::ssize_t>(f.raw_width());
+    py::ssize_t n = 0;
+    if (configs.ndim() == 2 && configs.shape(1) == rw) {
+        n = configs.shape(0);
+    } else if (configs.ndim() == 1 && configs.shape(0) == rw) {
+        n = 1;
+    } else {
+        std::string got = "shape (";
+        for (py::ssize_t d = 0; d < configs.ndim(); ++d)
+            got += (d ? ", " : "") + std::to_string(configs.shape(d));
+        got += configs.ndim() == 1 ? ",)" : ")";
+        throw py::value_error("feature family '" + family + "' expects configs of shape (N, " +
+                              std::to_string(rw) + ") -- its raw fields " + f.raw.front() +
+                              " ... " + f.raw.back() + " -- but got " + got +
+                              "; build rows with nnmeter_tvm.features.kernel_config or "
+                              "raw_fields('" + family + "')");
+    }
+    if (exact) return run<double>(f, configs.data(), n);
+    return run<float>(f, configs.data(), n);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_features, m) {
+    m.doc() = "Kernel feature encoder (C++). Use it through nnmeter_tvm.features.";
+    m.attr("SCHEMA_VERSION") = nnm::kSchemaVersion;
+    m.def("families", [] {
+        std::vector<std::string> names;
+        for (const nnm::Family& f : nnm::families()) names.push_back(f.name);
+        return names;
+    }, "Family names, in schema order.");
+    m.def("raw_fields", [](const std::string& family) { return lookup(family).raw; },
+          py::arg("family"), "Raw config field names of a family, in column order.");
+    m.def("feature_names", [](const std::string& family) {
+        const nnm::Family& f = lookup(family);
+        std::vector<std::string> names(f.raw);
+        names.insert(names.end(), f.derived.begin(), f.derived.end());
+        return names;
+    }, py::arg("family"), "Feature (output column) names of a family: raw fields, then derived.");
+    m.def("encode", &encode, py::arg("family"), py::arg("configs"), py::arg("exact") = false,
+          "Encode raw configs (N x raw width, float64) of one family: float32 N x F "
+          "(float64 when exact).");
+}

@@ -1,0 +1,76 @@
+"""Kernel features: the schema (``schema.py``), the raw configurations read from a graph
+(``configs.py``) and the compiled encoder ``nnmeter_tvm._features`` behind this small shim.
+
+    family, raw = kernel_config(kernel, graph)      # or configs_by_family(...) for many kernels
+    X = encode(family, raw[None])                    # float32, columns = feature_names(family)
+
+There is no pure-Python fallback for ``encode``: a missing or stale extension raises at once.
+``reference.py`` holds the NumPy reference the parity tests compare the extension against.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .configs import configs_by_family, kernel_config
+from .schema import (FAMILIES, GENERIC_FEATURES, SCHEMA_VERSION, conv_family, family_of,
+                     feature_names, generic_columns, raw_fields)
+from ..errors import unknown_name
+
+__all__ = ["SCHEMA_VERSION", "FAMILIES", "GENERIC_FEATURES", "family_of", "conv_family",
+           "feature_names", "raw_fields", "generic_columns", "kernel_config", "configs_by_family",
+           "encode", "encode_all", "conv_flops_params"]
+
+_ext = None
+
+
+def _extension():
+    """The compiled encoder, checked once against this package's schema."""
+    global _ext
+    if _ext is not None:
+        return _ext
+    try:
+        from .. import _features as ext
+    except ImportError as exc:
+        raise ImportError(
+            "nnmeter_tvm._features (the C++ feature extractor) is not built or does not load "
+            f"({exc}). Reinstall with a C++17 compiler available: `pip install -e .` or "
+            "`python setup.py build_ext --inplace`.") from exc
+    if ext.SCHEMA_VERSION != SCHEMA_VERSION:
+        raise ImportError(
+            f"nnmeter_tvm._features was built for feature schema {ext.SCHEMA_VERSION}, this "
+            f"package defines schema {SCHEMA_VERSION}; rebuild it (`python setup.py build_ext "
+            "--inplace`).")
+    for name, fam in FAMILIES.items():
+        if tuple(ext.raw_fields(name)) != fam.raw or tuple(ext.feature_names(name)) != fam.features:
+            raise ImportError(
+                f"nnmeter_tvm._features disagrees with features/schema.py on family {name!r} "
+                f"(schema {SCHEMA_VERSION}); fix cpp_ext/features.cpp or schema.py, then rebuild.")
+    _ext = ext
+    return ext
+
+
+def encode(family: str, configs, exact: bool = False) -> np.ndarray:
+    """Features of ``configs`` (N x raw width, or one row) of ``family``: float32, N x F.
+
+    ``exact=True`` returns float64 instead (FLOPs of large kernels exceed float32's integers).
+    """
+    if family not in FAMILIES:
+        raise unknown_name("feature family", family, FAMILIES)
+    return (_ext or _extension()).encode(family, configs, exact)
+
+
+def encode_all(configs: dict) -> dict:
+    """``encode`` over a ``configs_by_family`` result: family -> feature matrix."""
+    enc = (_ext or _extension()).encode
+    return {fam: enc(fam, raw) for fam, raw in configs.items()}
+
+
+def conv_flops_params(configs) -> tuple[np.ndarray, np.ndarray]:
+    """FLOPs (multiply-add = 2) and parameter counts of a batch of conv-family configs.
+
+    ``configs`` are raw rows of ``conv`` / ``dwconv`` / ``gconv`` (they share their raw fields;
+    groups are honoured).  Returns two float64 arrays of length N.
+    """
+    feats = FAMILIES["conv"].features
+    x = (_ext or _extension()).encode("conv", configs, True)  # float64: exact counts
+    return x[:, feats.index("flops")], x[:, feats.index("params")]
