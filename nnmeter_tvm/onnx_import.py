@@ -326,6 +326,14 @@ def _normalize(op_type, raw, cvals, in_shapes, out_shapes):
         attrs["mode"] = raw.get("mode", "nearest")
     elif op == "bn":
         attrs["epsilon"] = float(raw.get("epsilon", 1e-5))
+    elif op in ("reducesum", "reducemax"):
+        axes = raw.get("axes") or (list(np.ravel(cvals[1]).tolist()) if 1 in cvals else None)
+        rank = len(in_shapes[0])
+        attrs["axes"] = tuple(sorted(a % rank for a in axes)) if axes else tuple(range(rank))
+        attrs["keepdims"] = int(raw.get("keepdims", 1))
+    elif op == "layernorm":
+        attrs["axis"] = int(raw.get("axis", -1)) % len(in_shapes[0])
+        attrs["epsilon"] = float(raw.get("epsilon", 1e-5))
     return op, attrs
 
 
@@ -345,10 +353,13 @@ def _conv(op_type, raw, cvals, in_shapes, out_shapes):
         op = "dwconv"
     else:
         op = "gconv"
-    return op, {"kernel_shape": k, "strides": strides, "dilations": dilations,
-                "pads": _pads(raw, in_shapes[0][2:], k, strides, dilations),
-                "group": group, "cin": cin, "cout": cout,
-                "has_bias": 2 in cvals or len(in_shapes) > 2}
+    attrs = {"kernel_shape": k, "strides": strides, "dilations": dilations,
+             "pads": _pads(raw, in_shapes[0][2:], k, strides, dilations),
+             "group": group, "cin": cin, "cout": cout,
+             "has_bias": 2 in cvals or len(in_shapes) > 2}
+    if op == "convtranspose":
+        attrs["output_padding"] = tuple(raw.get("output_padding", [0] * len(k)))
+    return op, attrs
 
 
 def _pads(raw, spatial, k, strides, dilations) -> tuple:
