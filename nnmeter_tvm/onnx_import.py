@@ -270,11 +270,11 @@ def _normalize(op_type, raw, cvals, in_shapes, out_shapes):
         return _conv(op_type, raw, cvals, in_shapes, out_shapes)
     if op_type in ("MaxPool", "AveragePool"):
         k = tuple(raw["kernel_shape"])
+        strides = tuple(raw.get("strides", [1] * len(k)))
+        pads = _pads(raw, in_shapes[0][2:], k, strides, (1,) * len(k))
         return _SIMPLE[op_type], {
-            "kernel_shape": k, "strides": tuple(raw.get("strides", [1] * len(k))),
-            "pads": _pads(raw, in_shapes[0][2:], k, tuple(raw.get("strides", [1] * len(k))),
-                          (1,) * len(k)),
-            "ceil_mode": int(raw.get("ceil_mode", 0)),
+            "kernel_shape": k, "strides": strides, "pads": pads,
+            "ceil_mode": effective_ceil_mode(raw.get("ceil_mode", 0), in_shapes[0][2:], k, strides, pads),
             "count_include_pad": int(raw.get("count_include_pad", 0))}
     if op_type == "Gemm":
         a = in_shapes[0]
@@ -375,6 +375,15 @@ def _pads(raw, spatial, k, strides, dilations) -> tuple:
             end.append(big if auto == "SAME_UPPER" else small)
         return tuple(begin + end)
     return tuple(raw.get("pads", [0] * (2 * len(k))))
+
+
+def effective_ceil_mode(ceil_mode, spatial, k, strides, pads) -> int:
+    """1 only when ceil_mode changes the output shape; otherwise it is no part of the config."""
+    if not int(ceil_mode):
+        return 0
+    n = len(k)
+    return int(any((size + pads[i] + pads[i + n] - k[i]) % strides[i]
+                   for i, size in enumerate(spatial)))
 
 
 def _const_shape(cvals, index):
