@@ -111,7 +111,7 @@ def node_names(graph) -> list[str]:
     adapter that maps back to ONNX nodes must use this one function.
     """
     used = set()
-    return [None if n.op_type == "Constant" else _unique_name(n.name or f"{n.op_type}_{i}", used)
+    return [None if n.op_type == "Constant" else unique_name(n.name or f"{n.op_type}_{i}", used)
             for i, n in enumerate(graph.node)]
 
 
@@ -222,7 +222,7 @@ def _elem(value_info) -> str:
     return _DTYPES.get(value_info.type.tensor_type.elem_type, "float32")
 
 
-def _unique_name(name: str, used: set) -> str:
+def unique_name(name: str, used: set) -> str:
     base, n = name, 1
     while name in used:
         n += 1

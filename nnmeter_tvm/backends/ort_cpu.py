@@ -1,0 +1,181 @@
+"""``ort-cpu``: onnxruntime's CPU execution provider, ORT_ENABLE_ALL, one intra-op and one
+inter-op thread, sequential execution.
+
+Kernels (ground truth) come from the graph onnxruntime really executes (written through
+``SessionOptions.optimized_model_filepath``) mapped back to the original nodes by
+:mod:`.ort_truth`, each timed by onnxruntime's profiler (median over the profiled runs).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BackendError
+from . import protocol
+from .base import Backend, KernelTruth, Runner, TruthKernel, load, make_inputs
+from .ort_truth import map_kernels, node_detail
+
+PROFILED_RUNS = 15       # profiled runs kept for per-kernel times (after PROFILE_WARMUP)
+PROFILE_WARMUP = 3
+
+
+def _options(**extra):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.log_severity_level = 3          # the "hardware specific optimizations" warning is noise
+    for k, v in extra.items():
+        setattr(so, k, v)
+    return so
+
+
+def _unsupported(exc: Exception, label: str) -> BackendError:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = re.sub(r"^(\[ONNXRuntimeError\] : )?\d+ : \w+ : (Fatal error: )?", "", text)
+    return BackendError(f"ort-cpu: {label}: onnxruntime cannot run this model: {text}")
+
+
+class OrtRunner(Runner):
+    def __init__(self, session, feeds: dict, label: str, make_session=None):
+        self.session, self.feeds, self.label = session, feeds, label
+        self._run = session.run
+        self._make_session = make_session
+
+    def fresh(self) -> "OrtRunner":
+        if self._make_session is None:
+            return self
+        return OrtRunner(self._make_session(), self.feeds, self.label, self._make_session)
+
+    def __call__(self):
+        return self._run(None, self.feeds)
+
+    def outputs(self) -> list:
+        try:
+            return [np.asarray(o) for o in self()]
+        except Exception as exc:
+            raise _unsupported(exc, self.label) from None
+
+
+class OrtCpu(Backend):
+    """onnxruntime CPU EP (see module docstring)."""
+
+    name = "ort-cpu"
+
+    def version(self) -> str:
+        import onnxruntime
+
+        return onnxruntime.__version__
+
+    def _session(self, loaded, **options):
+        import onnxruntime as ort
+
+        disabled = options.pop("disabled_optimizers", None)
+        try:
+            return ort.InferenceSession(loaded.proto.SerializeToString(), _options(**options),
+                                        providers=["CPUExecutionProvider"],
+                                        disabled_optimizers=disabled)
+        except Exception as exc:   # onnxruntime raises its own Fail / NotImplemented types
+            raise _unsupported(exc, loaded.label) from None
+
+    def prepare(self, model, *, input_shapes: dict | None = None) -> OrtRunner:
+        loaded = load(model, input_shapes)
+        runner = OrtRunner(self._session(loaded), make_inputs(loaded.proto), loaded.label,
+                           lambda: self._session(loaded))
+        runner.outputs()       # fail here, not inside the timed loop
+        return runner
+
+    def truth(self, model, *, timed: bool = True, input_shapes: dict | None = None) -> KernelTruth:
+        import onnx
+
+        loaded = load(model, input_shapes)
+        with tempfile.TemporaryDirectory(prefix="nnmeter-ort-") as tmp:
+            g1_path, g2_path = os.path.join(tmp, "g1.onnx"), os.path.join(tmp, "g2.onnx")
+            try:
+                self._session(loaded, optimized_model_filepath=g1_path,
+                              disabled_optimizers=["NchwcTransformer"])
+            except BackendError:   # a build without that transformer: one stage only
+                g1_path = g2_path
+            extra = {"optimized_model_filepath": g2_path}
+            if timed:
+                extra.update(enable_profiling=True, profile_file_prefix=os.path.join(tmp, "prof"))
+            session = self._session(loaded, **extra)
+            g1, g2 = onnx.load(g1_path).graph, onnx.load(g2_path).graph
+            times = self._profile(session, loaded, g2) if timed else {}
+        mapped, eliminated = map_kernels(loaded.proto.graph, g1, g2)
+        names = loaded.node_names
+        kernels = []
+        for mk in mapped:
+            nodes = [g2.node[k] for k in mk.g2_nodes]
+            kernels.append(TruthKernel(
+                name="+".join(_display_name(g2, k) for k in mk.g2_nodes),
+                op_type="+".join(n.op_type for n in nodes),
+                nodes=tuple(names[i] for i in mk.original),
+                inserted=mk.inserted,
+                ms=_total(times, mk.g2_nodes) if timed else None,
+                detail="; ".join(d for d in (node_detail(n) for n in nodes) if d)))
+        return KernelTruth(self.name, self.version(), loaded.label, tuple(kernels),
+                           tuple(names[i] for i in sorted(eliminated)), timed)
+
+    def _profile(self, session, loaded, g2) -> dict[int, float]:
+        """Median ms per executed node over PROFILED_RUNS runs (node index in the G2 file)."""
+        feeds = make_inputs(loaded.proto)
+        try:
+            with protocol.quiet(self.config):
+                for _ in range(PROFILE_WARMUP + PROFILED_RUNS):
+                    session.run(None, feeds)
+        except Exception as exc:
+            raise _unsupported(exc, loaded.label) from None
+        trace = Path(session.end_profiling())
+        try:
+            events = json.loads(trace.read_text())
+        finally:
+            trace.unlink(missing_ok=True)
+        return _node_times(events, g2, PROFILE_WARMUP)
+
+
+def _total(times: dict, nodes) -> float | None:
+    """Summed time of the nodes; None (never 0) when the profiler missed one."""
+    return sum(times[k] for k in nodes) if all(k in times for k in nodes) else None
+
+
+def _display_name(graph, k: int) -> str:
+    node = graph.node[k]
+    return node.name or f"{node.op_type}#{k}"
+
+
+def _node_times(events, g2, warmup: int) -> dict[int, float]:
+    """Median ms per G2 node from profiler ``Node`` events, skipping the first ``warmup`` runs.
+
+    Events are named ``<node name>_kernel_time``; an unnamed node is reported as
+    ``<op>_<internal index>``, so unnamed nodes are matched by op type in execution order.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for k, n in enumerate(g2.node):
+        groups.setdefault(("name", n.name) if n.name else ("op", n.op_type), []).append(k)
+    named = {n.name for n in g2.node if n.name}
+    seen: dict[tuple, int] = {}
+    durations: dict[int, list[float]] = {}
+    for e in events:
+        name = e.get("name", "")
+        if e.get("cat") != "Node" or not name.endswith("_kernel_time"):
+            continue
+        name = name[: -len("_kernel_time")]
+        key = ("name", name) if name in named else ("op", e.get("args", {}).get("op_name"))
+        ks = groups.get(key)
+        if not ks:
+            continue
+        i = seen.get(key, 0)
+        seen[key] = i + 1
+        run, pos = divmod(i, len(ks))
+        if run >= warmup:
+            durations.setdefault(ks[pos], []).append(e["dur"] / 1000.0)
+    return {k: float(np.median(v)) for k, v in durations.items()}

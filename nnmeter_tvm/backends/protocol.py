@@ -1,0 +1,313 @@
+"""The timing protocol of ``shared/MEASURE.md``: one function, :func:`measure_callable`, that every
+backend uses to time a prepared model.
+
+One attempt = pin the thread to one core, take the machine-wide lock, switch the thread to
+SCHED_FIFO when permitted (so other processes cannot preempt it), read the reference
+workload, warm up (>= 5 runs and >= 0.2 s), time runs with ``perf_counter_ns`` (>= 30 runs and
+>= 0.5 s; a slow model stops at ``max_time_s``), read the reference again (and every
+``reference_every_s`` between runs), release.  If any reading drifted more than 5 % from the
+session baseline, or the thread ran less than 95 % of the timed wall time (another process
+took the core), wait and measure again (up to
+``max_attempts``; the attempt with the least drift is kept and its drift recorded).  Past the
+time limit the measurement is failed, never a number.
+
+What it does not handle: a single run that hangs is not interrupted (the limit is checked
+between runs), and processes that do not take the lock are only caught by the drift guard.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import gc
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from ..errors import MeasurementError
+
+DEFAULT_LOCK_PATH = os.path.join(tempfile.gettempdir(), "nnmeter-tvm-measure.lock")
+# the cores this process may use, read before any runtime pins its threads
+_ALLOWED = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else {0}
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    """Knobs of the protocol; the defaults are MEASURE.md's.  Lower ``min_runs`` / ``min_time_s``
+    only on purpose (e.g. a sampler timing thousands of tiny kernels) and say so in results."""
+
+    warmup_runs: int = 5
+    warmup_s: float = 0.2
+    min_runs: int = 30
+    min_time_s: float = 0.5
+    max_time_s: float = 10.0      # a slow model stops timing here (once it has floor_runs)
+    floor_runs: int = 5
+    drift_limit: float = 0.05
+    reference_every_s: float = 0.25   # also read the reference between runs this often
+    max_attempts: int = 6
+    retry_wait_s: float = 1.0     # wait before attempt k+1: min(k * retry_wait_s, 5 s)
+    core: int | None = None       # None: the highest-numbered core this process may use
+                                  # (the same one in every process, so the lock guards it)
+    realtime: bool = True         # run each batch under SCHED_FIFO when permitted (root)
+    # the machine-wide lock (default: DEFAULT_LOCK_PATH when the config is made); None: none
+    lock_path: str | None = field(default_factory=lambda: DEFAULT_LOCK_PATH)
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("core", "lock_path") or value is None:
+                continue
+            if value < 0 or (f.name in ("min_runs", "floor_runs", "max_attempts") and value < 1):
+                raise ValueError(f"ProtocolConfig.{f.name} must be >= {0 if value < 0 else 1}, "
+                                 f"got {value!r}")
+
+
+@dataclass(frozen=True)
+class Timing:
+    """What :func:`measure_callable` returns; ``status`` is ``"ok"`` or ``"failed"``."""
+
+    status: str
+    median_ms: float | None
+    p10_ms: float | None
+    p90_ms: float | None
+    runs: int
+    total_s: float
+    drift: float | None
+    attempts: int
+    core: int | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class ReferenceWorkload:
+    """A fixed numpy workload (sort + exp over 64 KiB, single-threaded) timed around each batch.
+
+    ``read()`` returns seconds (median of ``reps`` repetitions).  The baseline is set by the
+    first reading of the session (min of 3) and lowered only when a later reading is clearly
+    faster (the baseline was then taken under load).  Tests inject ``timer``: a callable that
+    returns one reading in seconds.
+    """
+
+    def __init__(self, *, timer=None, reps: int = 21, size: int = 1 << 14, seed: int = 0):
+        self._timer = timer
+        self.reps = reps
+        self._data = np.random.default_rng(seed).standard_normal(size).astype(np.float32)
+        self._out = np.empty_like(self._data)
+        self.baseline: float | None = None
+
+    def _once(self) -> float:
+        t = time.perf_counter_ns()
+        np.exp(np.sort(self._data), out=self._out)
+        self._out.sum()
+        return (time.perf_counter_ns() - t) * 1e-9
+
+    def read(self) -> float:
+        if self._timer is not None:
+            return float(self._timer())
+        return float(np.median([self._once() for _ in range(self.reps)]))
+
+    def calibrate(self) -> float:
+        self.baseline = min(self.read() for _ in range(3))
+        return self.baseline
+
+    def drift(self, reading: float, limit: float = 0.05) -> float:
+        """Relative deviation of ``reading`` from the baseline (lowering a stale baseline)."""
+        if self.baseline is None:
+            self.baseline = reading
+        if reading < self.baseline * (1 - limit):
+            self.baseline = reading
+        return abs(reading / self.baseline - 1.0)
+
+
+_DEFAULT_REFERENCE: ReferenceWorkload | None = None
+
+
+def default_reference() -> ReferenceWorkload:
+    """The process-wide reference: its baseline is this session's start value."""
+    global _DEFAULT_REFERENCE
+    if _DEFAULT_REFERENCE is None:
+        _DEFAULT_REFERENCE = ReferenceWorkload()
+    return _DEFAULT_REFERENCE
+
+
+@contextlib.contextmanager
+def pinned(core: int | None = None):
+    """Pin the calling thread to one core for the block; yields the core (None off Linux)."""
+    if not hasattr(os, "sched_setaffinity"):
+        yield None
+        return
+    before = os.sched_getaffinity(0)
+    chosen = max(_ALLOWED) if core is None else core
+    try:
+        os.sched_setaffinity(0, {chosen})
+    except OSError:
+        raise MeasurementError(f"cannot pin to core {chosen}: this process may use cores "
+                               f"{sorted(_ALLOWED)}; set ProtocolConfig.core to one of them"
+                               ) from None
+    try:
+        yield chosen
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+_lock_state = threading.local()
+
+
+@contextlib.contextmanager
+def machine_lock(path: str | None = DEFAULT_LOCK_PATH):
+    """Hold the machine-wide measuring lock (``flock``); yields the seconds spent waiting.
+
+    Re-entrant within a thread (flock would deadlock on a second descriptor of this process).
+    """
+    depth = getattr(_lock_state, "depth", 0)
+    if path is None or depth:
+        _lock_state.depth = depth + 1
+        try:
+            yield 0.0
+        finally:
+            _lock_state.depth = depth
+        return
+    t = time.perf_counter()
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError:
+        fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _lock_state.depth = 1
+        try:
+            yield time.perf_counter() - t
+        finally:
+            _lock_state.depth = 0
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def realtime(enabled: bool = True):
+    """Run the calling thread under SCHED_FIFO (priority 1) for the block, when permitted;
+    yields whether it is.  On a shared machine other processes share the pinned core, and
+    ``nice`` cannot stop that (autogroups); a real-time thread is never preempted by them."""
+    if not enabled or not hasattr(os, "sched_setscheduler"):
+        yield False
+        return
+    try:
+        policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+    except OSError:          # not root / no CAP_SYS_NICE: the CPU-share guard still watches
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        os.sched_setscheduler(0, policy, param)
+
+
+@contextlib.contextmanager
+def quiet(config: ProtocolConfig | None = None):
+    """Pinned + locked + real-time + no garbage collection: for any timed region."""
+    config = config or ProtocolConfig()
+    with pinned(config.core) as core, machine_lock(config.lock_path) as waited:
+        was = gc.isenabled()
+        gc.disable()
+        try:
+            with realtime(config.realtime):
+                yield core, waited
+        finally:
+            if was:
+                gc.enable()
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _batch(fn, config: ProtocolConfig, deadline: float, clock, probe) -> tuple[list[int], float]:
+    """Warm up, then time runs, calling ``probe()`` (a reference reading) every
+    ``reference_every_s`` between runs.  Returns the per-run times in ns and the share of the
+    timed phase's wall time this thread was running (< 1: it was preempted).  Raises _Timeout.
+    A real-time thread pauses 60 ms every 0.5 s so the kernel's RT throttling (50 ms/s) never
+    cuts into a run."""
+    t0, n = clock(), 0
+    while True:
+        fn()
+        n += 1
+        now = clock()
+        if now > deadline:
+            raise _Timeout(f"warm-up run {n}")
+        if n >= config.warmup_runs and now - t0 >= config.warmup_s:
+            break
+        if now - t0 >= config.max_time_s / 2:   # a slow model: warm up by time, not count
+            break
+    samples, t0 = [], clock()
+    last_probe = last_pause = t0
+    wall, cpu = 0, 0
+    while True:
+        c = time.thread_time_ns()
+        a = time.perf_counter_ns()
+        fn()
+        b = time.perf_counter_ns()
+        cpu += time.thread_time_ns() - c
+        samples.append(b - a)
+        wall += b - a
+        now = clock()
+        if now > deadline:
+            raise _Timeout(f"timed run {len(samples)}")
+        if len(samples) >= config.min_runs and now - t0 >= config.min_time_s:
+            return samples, min(1.0, cpu / max(wall, 1))
+        if now - t0 >= config.max_time_s and len(samples) >= config.floor_runs:
+            return samples, min(1.0, cpu / max(wall, 1))
+        if config.reference_every_s and now - last_probe >= config.reference_every_s:
+            probe()
+            last_probe = clock()
+        if config.realtime and now - last_pause >= 0.5:
+            time.sleep(0.06)
+            last_pause = clock()
+
+
+def measure_callable(fn, *, config: ProtocolConfig | None = None, timeout_s: float = 60.0,
+                     start: float | None = None, reference: ReferenceWorkload | None = None,
+                     clock=time.perf_counter) -> Timing:
+    """Time ``fn()`` under the protocol.  ``start`` (a ``clock()`` value) lets the time limit
+    include work done before, e.g. building the session; waiting for the lock does not count."""
+    config = config or ProtocolConfig()
+    reference = reference or default_reference()
+    start = clock() if start is None else start
+    deadline = start + timeout_s
+    best, attempt, core = None, 0, None
+    while attempt < config.max_attempts:
+        attempt += 1
+        readings = []
+        try:
+            with quiet(config) as (core, waited):
+                deadline += waited
+                if reference.baseline is None:
+                    reference.calibrate()
+                readings.append(reference.read())
+                samples, share = _batch(fn, config, deadline, clock,
+                                        lambda: readings.append(reference.read()))
+                readings.append(reference.read())
+        except _Timeout as exc:
+            return Timing("failed", None, None, None, 0, clock() - start, None, attempt, core,
+                          f"exceeded the {timeout_s:g} s time limit (during {exc})")
+        drift = max([reference.drift(r, config.drift_limit) for r in readings] + [1.0 - share])
+        if best is None or drift < best[0]:
+            best = (drift, samples)
+        if drift <= config.drift_limit:
+            break
+        wait = min(config.retry_wait_s * attempt, 5.0)
+        if attempt >= config.max_attempts or clock() + wait > deadline:
+            break
+        time.sleep(wait)
+    drift, samples = best
+    ms = np.asarray(samples, dtype=np.float64) * 1e-6
+    return Timing("ok", float(np.median(ms)), float(np.percentile(ms, 10)),
+                  float(np.percentile(ms, 90)), len(samples), clock() - start, float(drift),
+                  attempt, core)

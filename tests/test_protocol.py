@@ -1,0 +1,152 @@
+"""The timing protocol: drift guard, time limit, pinning, the machine-wide lock.
+
+No test asserts an absolute time of a model; fake reference timers drive the drift guard.
+"""
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from nnmeter_tvm.backends import protocol
+from nnmeter_tvm.backends.protocol import ProtocolConfig, ReferenceWorkload, measure_callable
+from nnmeter_tvm.errors import MeasurementError
+
+
+@pytest.fixture
+def fast(tmp_path):
+    """A protocol config that keeps tests quick (and off the shared machine lock)."""
+    return ProtocolConfig(warmup_runs=2, warmup_s=0.0, min_runs=5, min_time_s=0.0,
+                          reference_every_s=0.0, max_attempts=4, retry_wait_s=0.0,
+                          lock_path=str(tmp_path / "measure.lock"))
+
+
+def scripted(*readings):
+    """A fake reference timer: the readings in order, then the last one forever."""
+    values = list(readings)
+
+    def timer():
+        return values.pop(0) if len(values) > 1 else values[0]
+    return timer
+
+
+class Counter:
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self):
+        self.calls += 1
+
+
+def test_drift_guard_measures_again_until_the_reference_settles(fast):
+    # calibration 3 x 1.0; attempt 1 reads 1.0 then 1.3 (30 % drift); attempt 2 steady
+    ref = ReferenceWorkload(timer=scripted(1.0, 1.0, 1.0, 1.0, 1.3, 1.0, 1.0))
+    fn = Counter()
+    t = measure_callable(fn, config=fast, reference=ref)
+    assert t.ok and t.attempts == 2
+    assert t.drift <= fast.drift_limit
+    assert fn.calls >= 2 * (fast.warmup_runs + fast.min_runs)
+
+
+def test_drift_that_never_settles_is_recorded_with_the_best_attempt(fast):
+    ref = ReferenceWorkload(timer=scripted(1.0, 1.0, 1.0, 1.2, 1.2, 1.3, 1.3, 1.25))
+    t = measure_callable(Counter(), config=fast, reference=ref)
+    assert t.ok and t.attempts == fast.max_attempts
+    assert t.drift == pytest.approx(0.2)      # the least-drifting attempt is kept
+
+
+def test_a_faster_reference_lowers_a_baseline_taken_under_load(fast):
+    ref = ReferenceWorkload(timer=scripted(2.0, 2.0, 2.0, 1.0, 1.0))
+    t = measure_callable(Counter(), config=fast, reference=ref)
+    assert ref.baseline == 1.0 and t.drift == 0.0
+
+
+def test_reference_is_read_between_runs(fast):
+    reads = Counter()
+    ref = ReferenceWorkload(timer=lambda: reads() or 1.0)
+    cfg = ProtocolConfig(**{**fast.__dict__, "reference_every_s": 1e-9, "min_runs": 10})
+    measure_callable(Counter(), config=cfg, reference=ref)
+    assert reads.calls >= 3 + 2 + 5     # calibration, before/after, and between runs
+
+
+def test_a_preempted_thread_counts_as_drift(fast):
+    """A run that does not use the CPU (here: sleeps; in life: another process has the core)
+    leaves the thread's CPU time far below the wall time: measured again, drift recorded."""
+    cfg = ProtocolConfig(**{**fast.__dict__, "max_attempts": 2, "min_runs": 3})
+    t = measure_callable(lambda: time.sleep(0.002), config=cfg,
+                         reference=ReferenceWorkload(timer=lambda: 1.0))
+    assert t.ok and t.attempts == 2 and t.drift > 0.5
+
+
+def test_realtime_falls_back_when_not_permitted(monkeypatch):
+    def refuse(*args):
+        raise PermissionError("not permitted")
+    monkeypatch.setattr(os, "sched_setscheduler", refuse)
+    with protocol.realtime() as on:
+        assert on is False
+    with protocol.realtime(False) as on:
+        assert on is False
+
+
+def test_over_the_time_limit_is_failed_never_a_number(fast):
+    t = measure_callable(lambda: time.sleep(0.02), config=fast, timeout_s=0.05,
+                         reference=ReferenceWorkload(timer=lambda: 1.0))
+    assert t.status == "failed" and not t.ok
+    assert t.median_ms is None and t.p10_ms is None and t.p90_ms is None
+    assert "time limit" in t.error
+
+
+def test_statistics_are_ordered(fast):
+    t = measure_callable(lambda: sum(range(200)), config=fast,
+                         reference=ReferenceWorkload(timer=lambda: 1.0))
+    assert t.ok and t.runs >= fast.min_runs
+    assert 0 < t.p10_ms <= t.median_ms <= t.p90_ms
+
+
+def test_real_reference_workload_reads_positive_seconds():
+    ref = ReferenceWorkload(reps=3)
+    assert ref.read() > 0 and ref.calibrate() > 0
+
+
+def test_config_rejects_nonsense():
+    with pytest.raises(ValueError, match="min_runs"):
+        ProtocolConfig(min_runs=0)
+    with pytest.raises(ValueError, match="warmup_s"):
+        ProtocolConfig(warmup_s=-1)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="Linux only")
+def test_pinned_uses_one_core_and_restores():
+    before = os.sched_getaffinity(0)
+    with protocol.pinned() as core:
+        assert os.sched_getaffinity(0) == {core}
+    assert os.sched_getaffinity(0) == before
+    with pytest.raises(MeasurementError, match="cannot pin to core"):
+        with protocol.pinned(10_000):
+            pass
+
+
+def test_lock_is_reentrant_in_one_thread(tmp_path):
+    path = str(tmp_path / "l")
+    with protocol.machine_lock(path) as w1:
+        with protocol.machine_lock(path) as w2:   # would deadlock with a second flock
+            assert w1 >= 0 and w2 == 0.0
+
+
+def test_lock_excludes_another_process(tmp_path):
+    path = str(tmp_path / "l")
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import fcntl, os, sys, time
+        fd = os.open({path!r}, os.O_RDWR | os.O_CREAT)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        print("held", flush=True)
+        time.sleep(1.0)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with protocol.machine_lock(path) as waited:
+            assert holder.poll() is not None or waited > 0.3   # we waited for the holder
+    finally:
+        holder.wait(timeout=10)
