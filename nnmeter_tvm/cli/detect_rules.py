@@ -1,0 +1,118 @@
+"""``nnmeter-tvm detect-rules --backend B -o FILE``: detect a backend's fusion rules by timing.
+
+Builds test cases from the ops, pairs, chains and connections the zoo's models contain (plus
+curated ones), times them on the backend under the measuring protocol and writes a rules file
+(schema: rules/SCHEMA.md).  Every measurement goes to the measurement store first, so a run
+stopped by Ctrl-C or by ``--budget`` resumes where it stopped when run again.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+
+def add_parser(sub):
+    p = sub.add_parser("detect-rules", help="detect a backend's fusion rules by timing test models")
+    p.add_argument("--backend", required=True, help="backend name, e.g. ort-cpu or tvm-llvm")
+    p.add_argument("-o", "--output", required=True, help="rules file to write (JSON)")
+    p.add_argument("--alpha", type=float, default=0.5,
+                   help="fused when T1 + T2 - T12 > alpha * min(T1, T2) (default 0.5)")
+    p.add_argument("--budget", type=float, default=900.0, metavar="SECONDS",
+                   help="stop measuring after this long; run again to resume (default 900)")
+    p.add_argument("--families", default="all",
+                   help="zoo families whose patterns to test, comma-separated (default all)")
+    p.add_argument("--variants", type=int, default=2, help="zoo variants per family (default 2)")
+    p.add_argument("--store", help="measurement store (default: $NNMETER_TVM_STORE or "
+                                   "~/.cache/nnmeter-tvm/measurements.sqlite)")
+    p.add_argument("--min-time", type=float, default=0.15, metavar="SECONDS",
+                   help="timed seconds per test model (protocol default 0.5; tiny models "
+                        "need less, and the value is recorded in the rules file)")
+    p.add_argument("--no-observe", action="store_true",
+                   help="never read the backend's own kernels (no layout model, no views)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from nnmeter_tvm.rules import dump
+
+    from .. import zoo
+    from ..backends import ProtocolConfig, get_backend
+    from ..backends.store import Store
+    from ..builder.rules_tester import RuleTester
+    from ..builder.testcases import collect_patterns
+    from ..errors import NNMeterError
+    from ..onnx_import import load_graph
+
+    if args.alpha <= 0:
+        raise NNMeterError(f"--alpha must be positive, got {args.alpha}")
+    families = zoo.FAMILIES if args.families == "all" else tuple(args.families.split(","))
+    graphs = [load_graph(m) for f in families for m in zoo.variants(f, args.variants)]
+    patterns = collect_patterns(graphs)
+    config = ProtocolConfig(min_time_s=args.min_time, warmup_s=0.05, min_runs=15, max_time_s=3.0)
+    backend = get_backend(args.backend, config=config)
+    progress = None if args.no_progress else Progress(sys.stderr, args.budget)
+    store = Store(args.store)
+    tester = RuleTester(backend, alpha=args.alpha, store=store, config=config,
+                        budget_s=args.budget, progress=progress, observe=not args.no_observe)
+    rules = tester.detect(patterns, graphs)
+    if progress is not None:
+        progress.close()
+    path = dump(rules, args.output)
+    rep = tester.measurer.report
+    kinds = {}
+    for r in rules.rules:
+        kinds[r.kind] = kinds.get(r.kind, 0) + 1
+    print(f"wrote {path}: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+          + f"; layout: {rules.layout.name if rules.layout else 'none'}; "
+          f"{rep.measurements} measured, {rep.reused} reused from {store.path}, "
+          f"{rep.seconds:.0f} s")
+    if rep.failed:
+        print(f"{len(rep.failed)} test models failed, e.g. {rep.failed[0]}")
+    if not rep.complete:
+        print(f"stopped by --budget {args.budget:.0f} s; run the same command again to resume")
+        return 3
+    return 0
+
+
+class Progress:
+    """A one-line progress bar: stage, rules done of the stage's total, measurements, time."""
+
+    def __init__(self, stream, budget_s: float | None = None, width: int = 24):
+        self.stream, self.budget_s, self.width = stream, budget_s, width
+        self.start = time.perf_counter()
+        self.stage, self.total, self.done, self.measured, self.label = "", 0, 0, 0, ""
+        self.tty = stream.isatty()
+        self._last = 0.0
+
+    def __call__(self, event, *args):
+        if event == "stage":
+            self.stage, self.total, self.done = args[0], args[1], 0
+        elif event == "rule":
+            self.done += 1
+            self.label = args[0]
+        elif event == "measure":
+            self.measured += 1
+        self.draw(force=event != "measure")
+
+    def draw(self, force=False):
+        now = time.perf_counter()
+        if not force and now - self._last < 0.2:
+            return
+        self._last = now
+        frac = self.done / self.total if self.total else 1.0
+        bar = "#" * int(frac * self.width)
+        elapsed = now - self.start
+        budget = f"/{self.budget_s:.0f}" if self.budget_s else ""
+        line = (f"[{bar:<{self.width}}] {self.stage} {self.done}/{self.total} "
+                f"{self.measured} measured {elapsed:.0f}{budget} s {self.label}")[:110]
+        if self.tty:
+            self.stream.write("\r" + line.ljust(110))
+        elif force:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self):
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()

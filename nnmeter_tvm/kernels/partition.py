@@ -1,0 +1,541 @@
+"""Split a :class:`~nnmeter_tvm.graph.Graph` into the kernels a backend runs, driven by its rules.
+
+One algorithm for every backend; only the rules file (``rules/<backend>.json``) differs.
+
+Nodes are visited in topological order and grouped with a union-find.  For each node ``v`` the
+edges from its producers ``u`` are decided:
+
+- ``u`` feeds only ``v`` (and is no graph output): the *chain* rule ``(lead, u, v)`` decides when
+  ``u``'s group is led by another op (its anchor, or its first node), else the *pair* rule
+  ``(u, v)``.  No rule: separate.
+- ``u`` feeds several consumers: only a *multi_output* rule fuses across that tensor (a
+  ``diamond`` when ``v`` also reads ``u``'s other consumer, else a ``fork``); none: separate.
+- ``v`` has several fusable producers: the *multi_input* rule says which of them join ``v``
+  (no rule: the first).  With a layout model, producers that stay plain come first, in graph
+  order (onnxruntime fuses them before its layout pass), then blocked ones in input order.
+
+A rule's ``requires`` conditions (``blocked``, ``plain``, ``compatible``: SCHEMA.md) are checked
+against the layout model.  A merge that would make the kernel graph cyclic is refused.  With a
+layout model (onnxruntime's NCHWc) the partition also places the reorder kernels the backend
+inserts: one to-blocked reorder per plain tensor read by a blocked ``starts`` op, one
+from-blocked reorder per blocked tensor read by a plain kernel or returned by the graph.
+Rewrites run first (``cse``: of identical weightless ops on one tensor only one runs);
+the ops they remove, and lone ops with a ``view`` rule, become kernels with
+``attrs["view"] = True`` (no work), so every node is still in exactly one kernel.
+
+What it does not model: fusions across more than one multi-consumer tensor at once, and
+rewrites that change the ops themselves (e.g. a Transpose folded into a MatMul is a pair rule,
+but the kernel keeps both nodes).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..graph import Graph, Node
+from ..ops import category
+from .kernel import Kernel
+
+ANCHOR_CATEGORIES = ("compute",)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Why an edge ``producer -> consumer`` is inside one kernel or crosses two."""
+
+    producer: str
+    consumer: str
+    fused: bool
+    rule: str          # the rule that decided, or "default:<why>"
+    reason: str = ""
+
+
+def kernel_type(ops) -> str:
+    """The kernel type name: its member ops in order, joined by ``-`` (``conv-bn-relu``)."""
+    return "-".join(ops)
+
+
+def anchor_of(nodes: list[Node]) -> Node:
+    """The member that defines a kernel's cost: its first compute op, else its first node."""
+    for n in nodes:
+        if category(n.op) in ANCHOR_CATEGORIES:
+            return n
+    return nodes[0]
+
+
+def partition(graph: Graph, rules) -> list[Kernel]:
+    """The kernels of ``graph`` under ``rules`` (a :class:`nnmeter_tvm.rules.Rules` or a path)."""
+    return partition_with_decisions(graph, rules)[0]
+
+
+def partition_with_decisions(graph: Graph, rules) -> tuple[list[Kernel], list[Decision]]:
+    """Like :func:`partition`, plus the decision taken on every edge between two nodes."""
+    from nnmeter_tvm.rules import load
+
+    rules = load(rules)
+    dups: dict[str, str] = {}
+    work = graph
+    cse = rules.rewrites_named("cse")
+    if cse is not None:
+        work, dups = eliminate_common_subexpressions(graph, cse.get("keep", "first"))
+    p = _Partitioner(work, rules)
+    kernels = p.run()
+    for dup, kept in dups.items():
+        node = graph.node(dup)
+        kernels.append(Kernel(name=dup, type=node.op, nodes=(dup,), anchor=dup, ops=(node.op,),
+                              rule="cse", attrs={"view": True, "duplicate_of": kept,
+                                                 "rules": ["cse"]}))
+    return kernels, p.decisions
+
+
+def reverse_dfs_order(graph: Graph) -> list[Node]:
+    """Nodes in onnxruntime's topological order (``Graph::PerformTopologicalSortAndCheckIsAcyclic``):
+    nodes reading no other node first, in graph order; then a depth-first walk up from the
+    leaves (last leaf first), each node after its producers, producers pushed in graph order so
+    the last one is visited first."""
+    nodes = list(graph.nodes)
+    idx = {n.name: i for i, n in enumerate(nodes)}
+    preds = [sorted({idx[p] for p in graph.predecessors(n.name)}) for n in nodes]
+    order, added, seen = [], set(), set()
+    for i in range(len(nodes)):
+        if not preds[i]:
+            order.append(i)
+            added.add(i)
+            seen.add(i)
+    stack = [i for i, n in enumerate(nodes) if not graph.successors(n.name)]
+    while stack:
+        cur = stack.pop()
+        if cur in added:
+            continue
+        if cur in seen:
+            order.append(cur)
+            added.add(cur)
+            continue
+        seen.add(cur)
+        stack.append(cur)
+        stack.extend(p for p in preds[cur] if p not in seen)
+    return [nodes[i] for i in order]
+
+
+def eliminate_common_subexpressions(graph: Graph, keep: str = "first") -> tuple[Graph, dict[str, str]]:
+    """The graph without nodes that repeat another node (same op, same attributes, same
+    inputs, no weights), and {removed: kept}.  Of each set of repeats the one first in
+    onnxruntime's topological order is kept (``keep="first"``; :func:`reverse_dfs_order`), or
+    the last in graph order (``keep="last"``); the readers of the others read it."""
+    import heapq
+
+    from ..graph import _jsonable
+
+    outputs = {t.name for t in graph.outputs}
+    canon: dict[str, str] = {}       # tensor -> canonical tensor (after merging repeats)
+    groups: dict = {}
+    walk = reverse_dfs_order(graph) if keep == "first" else list(graph.nodes)
+    for n in walk:
+        inputs = tuple(canon.get(t, t) for t in n.inputs)
+        if n.attrs.get("const_inputs") or outputs & set(n.outputs):
+            continue
+        key = (n.op, n.source_op, inputs, repr(_jsonable(n.attrs)), n.output_shapes)
+        groups.setdefault(key, []).append(n)
+        first = groups[key][0]
+        canon.update(zip(n.outputs, first.outputs))
+    dups: dict[str, str] = {}
+    rename: dict[str, str] = {}
+    for members in groups.values():
+        kept = members[0] if keep == "first" else members[-1]
+        for n in members:
+            if n is not kept:
+                dups[n.name] = kept.name
+                rename.update(zip(n.outputs, kept.outputs))
+    if not dups:
+        return graph, {}
+    nodes = []
+    for n in graph.nodes:
+        if n.name in dups:
+            continue
+        inputs = tuple(rename.get(t, t) for t in n.inputs)
+        nodes.append(Node(n.name, n.op, n.source_op, inputs, n.outputs, n.input_shapes,
+                          n.output_shapes, n.dtype, n.attrs) if inputs != n.inputs else n)
+    # the kept node may come after readers of a removed one: sort again (stable)
+    producer = {t: i for i, n in enumerate(nodes) for t in n.outputs}
+    deps = [{producer[t] for t in n.inputs if t in producer} for n in nodes]
+    users: dict[int, list[int]] = {}
+    for i, ds in enumerate(deps):
+        for d in ds:
+            users.setdefault(d, []).append(i)
+    waiting = [len(ds) for ds in deps]
+    heap = [i for i, w in enumerate(waiting) if w == 0]
+    heapq.heapify(heap)
+    order = []
+    while heap:
+        i = heapq.heappop(heap)
+        order.append(nodes[i])
+        for u in users.get(i, ()):
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                heapq.heappush(heap, u)
+    return Graph(graph.name, tuple(order), graph.inputs, graph.outputs), dups
+
+
+class _Partitioner:
+    def __init__(self, graph: Graph, rules):
+        self.g = graph
+        self.rules = rules
+        self.layout = rules.layout
+        self.order = {n.name: i for i, n in enumerate(graph.nodes)}
+        self.parent = {n.name: n.name for n in graph.nodes}
+        self.members = {n.name: [n.name] for n in graph.nodes}
+        self.rules_used = {n.name: [] for n in graph.nodes}
+        self.blocked: dict[str, bool] = {t.name: False for t in graph.inputs}
+        self.decisions: list[Decision] = []
+        self.graph_outputs = {t.name for t in graph.outputs}
+
+    # ---- union-find ---------------------------------------------------------------------
+    def find(self, x: str) -> str:
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def group(self, x: str) -> list[str]:
+        return self.members[self.find(x)]
+
+    def merge(self, a: str, b: str, rule: str) -> bool:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return True
+        if self._creates_cycle(ra, rb):
+            return False
+        keep, drop = (ra, rb) if self.order[ra] <= self.order[rb] else (rb, ra)
+        self.parent[drop] = keep
+        self.members[keep] = sorted(self.members[keep] + self.members.pop(drop),
+                                    key=self.order.__getitem__)
+        self.rules_used[keep] += self.rules_used.pop(drop) + [rule]
+        return True
+
+    def _creates_cycle(self, ra: str, rb: str) -> bool:
+        """Whether a path leaves group ra or rb and comes back into their union."""
+        union = set(self.members[ra]) | set(self.members[rb])
+        limit = max(self.order[n] for n in union)
+        stack = [s for n in union for s in self.g.successors(n) if s not in union]
+        seen = set()
+        while stack:
+            n = stack.pop()
+            if n in seen or self.order[n] > limit:
+                continue
+            seen.add(n)
+            for s in self.g.successors(n):
+                if s in union:
+                    return True
+                stack.append(s)
+        return False
+
+    # ---- helpers ------------------------------------------------------------------------
+    def consumers_of(self, node: Node) -> list[str]:
+        return self.g.successors(node.name)
+
+    def single_consumer(self, u: Node) -> bool:
+        return (len(self.consumers_of(u)) == 1
+                and not any(t in self.graph_outputs for t in u.outputs))
+
+    def lead(self, name: str) -> Node:
+        return anchor_of([self.g.node(m) for m in self.group(name)])
+
+    def inputs_blocked(self, v: Node) -> bool:
+        return bool(v.inputs) and all(self.blocked.get(t, False) for t in v.inputs)
+
+    def conditions_hold(self, rule, u: Node, v: Node) -> tuple[bool, str]:
+        """A rule's ``requires`` for the edge u -> v (SCHEMA.md, "Conditions")."""
+        blocked = self.inputs_blocked(v)
+        for cond in rule.requires:
+            if cond == "blocked" and not blocked:
+                return False, "its inputs are not in the blocked layout"
+            if cond == "plain" and any(self.blocked.get(t, False) for t in v.inputs):
+                return False, "its inputs are in the blocked layout"
+            if cond == "compatible" and self.blocked.get(u.outputs[0], False) and not blocked:
+                return False, "a blocked producer, but not all of the consumer's inputs are blocked"
+        return True, ""
+
+    def decide_single(self, u: Node, v: Node) -> Decision:
+        """The edge u -> v where u's output is read by v alone."""
+        lead = self.lead(u.name)
+        rule = None
+        if lead.name != u.name:
+            rule = self.rules.chain(lead.op, u.op, v.op)
+            if rule is not None:
+                fused = rule.together(1, 2)
+        if rule is None:
+            rule = self.rules.pair(u.op, v.op)
+            if rule is None:
+                return Decision(u.name, v.name, False, f"default:untested_{u.op}_{v.op}",
+                                "no rule for this pair; kept apart")
+            fused = rule.fused
+        if fused:
+            ok, why = self.conditions_hold(rule, u, v)
+            if not ok:
+                return Decision(u.name, v.name, False, rule.name, f"condition failed: {why}")
+        return Decision(u.name, v.name, fused, rule.name, rule.case)
+
+    def decide_multi_output(self, u: Node, v: Node) -> Decision:
+        """The edge u -> v where u's output has other readers too."""
+        cons = [c for c in self.consumers_of(u) if c != v.name]
+        if len(cons) != 1 or any(t in self.graph_outputs for t in u.outputs):
+            return Decision(u.name, v.name, False, "default:multi_output",
+                            f"{u.op} feeds {len(cons) + 1} consumers; no rule fuses across it")
+        w = self.g.node(cons[0])
+        # diamond: one consumer b reads only u and feeds only c, c reads u and b
+        for b, c, vrole in ((w, v, 2), (v, w, 1)):
+            if (self.g.predecessors(b.name) == [u.name] and self.g.successors(b.name) == [c.name]
+                    and set(self.g.predecessors(c.name)) >= {u.name, b.name}):
+                rule = self.rules.multi_output(u.op, b.op, c.op, "diamond")
+                if rule is not None:
+                    return Decision(u.name, v.name, rule.together(0, vrole), rule.name, rule.case)
+                break
+        else:
+            first, second = self.consumers_of(u)
+            role = 1 if v.name == first else 2
+            f, s = self.g.node(first), self.g.node(second)
+            for ops, vrole in (((u.op, f.op, s.op), role), ((u.op, s.op, f.op), 3 - role)):
+                rule = self.rules.multi_output(*ops, "fork")
+                if rule is not None:
+                    return Decision(u.name, v.name, rule.together(0, vrole), rule.name, rule.case)
+        return Decision(u.name, v.name, False, f"default:multi_output_{u.op}",
+                        f"{u.op} feeds two consumers; no multi_output rule")
+
+    def diamond_inner(self, b: Node, c: Node) -> Decision | None:
+        """The edge b -> c inside a diamond u -> b -> c <- u: its multi_output rule decides."""
+        preds = self.g.predecessors(b.name)
+        if len(preds) != 1 or self.g.successors(b.name) != [c.name]:
+            return None
+        u = self.g.node(preds[0])
+        if u.name not in self.g.predecessors(c.name) or len(self.consumers_of(u)) != 2:
+            return None
+        rule = self.rules.multi_output(u.op, b.op, c.op, "diamond")
+        if rule is None:
+            return None
+        return Decision(b.name, c.name, rule.together(1, 2), rule.name, rule.case)
+
+    # ---- the pass -----------------------------------------------------------------------
+    def run(self) -> list[Kernel]:
+        for v in self.g.nodes:
+            self.visit(v)
+        return self.kernels()
+
+    def visit(self, v: Node):
+        producers = self.g.predecessors(v.name)
+        candidates = []
+        for pname in producers:
+            u = self.g.node(pname)
+            d = self.diamond_inner(u, v) if self.single_consumer(u) else None
+            if d is None:
+                d = self.decide_single(u, v) if self.single_consumer(u) else \
+                    self.decide_multi_output(u, v)
+            self.decisions.append(d)
+            if d.fused:
+                candidates.append((u, d))
+        chosen = candidates
+        if len(candidates) >= 2:
+            chosen = self.choose_inputs(candidates, v)
+        fused_layout = None
+        for u, d in chosen:
+            if self.merge(u.name, v.name, d.rule):
+                fused_layout = self.blocked.get(u.outputs[0], False) if fused_layout is None \
+                    else fused_layout
+            else:
+                self._refuse(u, v, "merging would make the kernel graph cyclic")
+        for u, d in candidates:
+            if (u, d) not in chosen:
+                self._refuse(u, v, "another producer took the consumer (multi_input rule)")
+        self.set_layout(v, fused_layout)
+
+    def _refuse(self, u: Node, v: Node, why: str):
+        for i, d in enumerate(self.decisions):
+            if d.producer == u.name and d.consumer == v.name:
+                self.decisions[i] = Decision(u.name, v.name, False, d.rule, why)
+
+    def choose_inputs(self, candidates, v: Node):
+        if self.layout is not None:
+            # the layout model: plain producers take a consumer first (graph order, before the
+            # layout pass), blocked ones after (input order)
+            blocked = lambda u: self.blocked.get(u.outputs[0], False)  # noqa: E731
+            plain = sorted((c for c in candidates if not blocked(c[0])),
+                           key=lambda c: self.order[self.lead(c[0].name).name])
+            candidates = plain + [c for c in candidates if blocked(c[0])]
+        a, b = candidates[0][0], candidates[1][0]
+        rule = self.rules.multi_input(self.lead(a.name).op, self.lead(b.name).op, v.op) or \
+            self.rules.multi_input(a.op, b.op, v.op)
+        if rule is None:
+            return candidates[:1]
+        first, second = rule.together(0, 2), rule.together(1, 2)
+        if first and second:
+            return candidates
+        if first:
+            return candidates[:1]
+        if second:
+            return candidates[1:2]
+        return []
+
+    # ---- layout -------------------------------------------------------------------------
+    def set_layout(self, v: Node, fused_layout: bool | None):
+        if self.layout is None:
+            return
+        if v.op in self.layout.starts:
+            state = self.starts(v)
+        elif fused_layout is not None:
+            state = fused_layout
+        else:
+            state = self.follows(v)
+        for t in v.outputs:
+            self.blocked[t] = state
+
+    def _channels(self, shape) -> int | None:
+        return shape[1] if len(shape) == 4 else None
+
+    def starts(self, v: Node) -> bool:
+        conds = self.layout.starts.get(v.op)
+        if conds is None or not v.input_shapes:
+            return False
+        return self._eligible(v, conds, self._channels(v.input_shapes[0]))
+
+    def follows(self, v: Node) -> bool:
+        conds = self.layout.follows.get(v.op)
+        if conds is None or not self.inputs_blocked(v):
+            return False
+        binary = v.op in ("add", "sub", "mul", "div", "pow")
+        if binary and v.attrs.get("const_inputs") and not conds.get("const_operand", False):
+            return False            # a constant operand (weights of bn, conv... are fine)
+        if conds.get("same_shape") and len(set(v.input_shapes)) > 1:
+            return False
+        if v.op == "concat" and v.attrs.get("axis") not in (1, -3):
+            return False
+        for shape in v.input_shapes:
+            if not self._eligible(v, conds, self._channels(shape)):
+                return False
+        return True
+
+    def _eligible(self, v: Node, conds: dict, channels: int | None) -> bool:
+        if channels is None:
+            return False
+        if "plain_below" in conds and channels < conds["plain_below"]:
+            return True
+        if "multiple" in conds and channels % conds["multiple"]:
+            return False
+        if "group_multiple" in conds:
+            groups = v.attrs.get("group", 1)
+            cout = v.attrs.get("cout", channels)
+            m = conds["group_multiple"]
+            if (channels // groups) % m or (cout // groups) % m:
+                return False
+        return True
+
+    def reads_plain_directly(self, v: Node) -> bool:
+        conds = self.layout.starts.get(v.op, {})
+        ch = self._channels(v.input_shapes[0]) if v.input_shapes else None
+        return ch is not None and "plain_below" in conds and ch < conds["plain_below"]
+
+    # ---- output -------------------------------------------------------------------------
+    def kernels(self) -> list[Kernel]:
+        roots = self.kernel_order()
+        kernels: list[Kernel] = []
+        reordered_in: set[str] = set()
+        group_of = {m: r for r in roots for m in self.members[r]}
+        for r in roots:
+            names = self.members[r]
+            nodes = [self.g.node(n) for n in names]
+            anchor = anchor_of(nodes)
+            ops = tuple(n.op for n in nodes)
+            used = [x for x in self.rules_used.get(r, []) if x]
+            blocked = self.layout is not None and all(
+                self.blocked.get(t, False) for t in nodes[-1].outputs)
+            if self.layout is not None:
+                kernels += self._reorders_in(nodes, names, reordered_in)
+            attrs = {"rules": used}
+            view = self.rules.view(ops[0]) if len(ops) == 1 else None
+            if view is not None and self.graph_outputs & set(nodes[0].outputs):
+                view = None     # a view cannot be a graph output: the backend copies it
+            if view is not None:
+                attrs["view"] = True
+                used.append(view.name)
+            if self.layout is not None:
+                attrs["layout"] = self.layout.name if blocked else "plain"
+            kernels.append(Kernel(name=_kernel_name(names), type=kernel_type(ops),
+                                  nodes=tuple(names), anchor=anchor.name, ops=ops,
+                                  rule=used[-1] if used else None, attrs=attrs))
+            if self.layout is not None:
+                kernels += self._reorders_out(nodes, set(names), group_of)
+        return kernels
+
+    def kernel_order(self) -> list[str]:
+        """Group roots in a topological order of the kernel graph (ties: earliest member first)."""
+        import heapq
+
+        roots = {self.find(n.name) for n in self.g.nodes}
+        deps = {r: set() for r in roots}
+        for n in self.g.nodes:
+            rn = self.find(n.name)
+            for p in self.g.predecessors(n.name):
+                rp = self.find(p)
+                if rp != rn:
+                    deps[rn].add(rp)
+        users = {r: [] for r in roots}
+        for r, ds in deps.items():
+            for d in ds:
+                users[d].append(r)
+        waiting = {r: len(ds) for r, ds in deps.items()}
+        heap = [(self.order[r], r) for r, k in waiting.items() if k == 0]
+        heapq.heapify(heap)
+        out = []
+        while heap:
+            _, r = heapq.heappop(heap)
+            out.append(r)
+            for u in users[r]:
+                waiting[u] -= 1
+                if waiting[u] == 0:
+                    heapq.heappush(heap, (self.order[u], u))
+        assert len(out) == len(roots), "kernel graph has a cycle"
+        return out
+
+    def _reorders_in(self, nodes, names, done: set[str]) -> list[Kernel]:
+        """To-blocked reorders of the plain tensors read (up to) the group's blocked start op."""
+        start = next((i for i, n in enumerate(nodes) if n.op in self.layout.starts), None)
+        if start is None:
+            return []
+        s = nodes[start]
+        if not self.blocked.get(s.outputs[0], False) or self.reads_plain_directly(s):
+            return []
+        out = []
+        for n in nodes[:start + 1]:
+            for t, shape in zip(n.inputs, n.input_shapes):
+                if self.g.producer(t) in names or self.blocked.get(t, False) or t in done:
+                    continue
+                done.add(t)
+                out.append(self._reorder(t, shape, "to_blocked"))
+        return out
+
+    def _reorders_out(self, nodes, names: set[str], group_of) -> list[Kernel]:
+        out = []
+        for n in nodes:
+            for t, shape in zip(n.outputs, n.output_shapes):
+                if not self.blocked.get(t, False):
+                    continue
+                readers = [c for c in self.g.consumers(t) if c not in names]
+                plain = [c for c in readers if not self._reads_blocked(self.g.node(c), t)]
+                if plain or t in self.graph_outputs:
+                    out.append(self._reorder(t, shape, "from_blocked"))
+        return out
+
+    def _reads_blocked(self, c: Node, t: str) -> bool:
+        """Whether consumer c reads blocked tensor t as is (no reorder back): it runs blocked
+        and is not a conv that reads its (narrow) input in the plain layout."""
+        if c.op in self.layout.starts and self.reads_plain_directly(c):
+            return False
+        return all(self.blocked.get(o, False) for o in c.outputs)
+
+    def _reorder(self, tensor: str, shape, direction: str) -> Kernel:
+        kind = "reorder_input" if direction == "to_blocked" else "reorder_output"
+        return Kernel(name=f"{kind}:{tensor}", type="reorder", nodes=(), anchor=None,
+                      ops=("reorder",), inserted=True, rule=f"layout_{self.layout.name}",
+                      attrs={"tensor": tensor, "shape": tuple(shape), "direction": direction,
+                             "block": self.layout.block, "dtype": "float32"})
+
+
+def _kernel_name(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{names[0]}..{names[-1]}"

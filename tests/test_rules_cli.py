@@ -1,0 +1,53 @@
+"""``nnmeter-tvm kernels`` (and its comparison with the backend's kernels) and ``detect-rules``."""
+import json
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from nnmeter_tvm.cli import main
+
+from helpers import make_model, weights
+
+
+def _conv_bn_relu(tmp_path):
+    c = 32
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["n"], name="bn"),
+        helper.make_node("Relu", ["n"], ["r"], name="relu"),
+        helper.make_node("MaxPool", ["r"], ["y"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+    ]
+    inits = {"w": weights(c, c, 3, 3), "s": np.ones(c), "b": np.zeros(c), "m": np.zeros(c),
+             "v": np.ones(c)}
+    path = tmp_path / "m.onnx"
+    path.write_bytes(make_model(nodes, [("x", (1, c, 16, 16))], [("y", (1, c, 8, 8))],
+                                inits).SerializeToString())
+    return str(path)
+
+
+def test_kernels_json(tmp_path, capsys):
+    model = _conv_bn_relu(tmp_path)
+    assert main(["kernels", model, "--rules", "ort-cpu", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    fused = [k for k in out["kernels"] if not k["inserted"]]
+    assert [k["type"] for k in fused] == ["conv-bn-relu", "maxpool"]
+    assert fused[0]["nodes"] == ["conv", "bn", "relu"] and fused[0]["anchor"] == "conv"
+
+
+def test_kernels_compare_truth_on_onnxruntime(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    model = _conv_bn_relu(tmp_path)
+    assert main(["kernels", model, "--rules", "ort-cpu", "--compare-truth",
+                 "--backend", "ort-cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "reproduced exactly" in out and "100.0 %" in out, out
+
+
+def test_kernels_errors_are_one_line(tmp_path, capsys):
+    model = _conv_bn_relu(tmp_path)
+    assert main(["kernels", model, "--rules", str(tmp_path / "none.json")]) == 2
+    err = capsys.readouterr().err
+    assert "no such rules file" in err and len(err.strip().splitlines()) == 1
+    assert main(["kernels", model, "--rules", "ort-cpu", "--compare-truth"]) == 2
+    assert "--backend" in capsys.readouterr().err

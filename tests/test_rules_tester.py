@@ -1,0 +1,168 @@
+"""The rule tester against a fake backend whose fusions are known, and one real onnxruntime pair."""
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from nnmeter_tvm.builder.rules_tester import RuleTester
+from nnmeter_tvm.builder.testcases import (CaseShape, Step, Template, build_case, collect_patterns,
+                                           default_template)
+from nnmeter_tvm.kernels import partition
+from nnmeter_tvm.onnx_import import load_graph
+from nnmeter_tvm.rules import from_dict
+
+from helpers import make_model, weights
+
+
+def _rule(kind, ops, groups, topology=None):
+    d = {"name": "_".join(ops) + (f"_{topology}" if topology else ""), "kind": kind,
+         "ops": list(ops), "groups": groups, "origin": {"method": "observed"}}
+    if topology:
+        d["topology"] = topology
+    return d
+
+
+# The fake backend's secret: TVM-like fusion (bn starts a kernel, elementwise ops join it)
+SECRET = from_dict({
+    "schema": "nnmeter-tvm/rules", "schema_version": 1, "backend": {"name": "fake", "version": "1"},
+    "machine": {}, "alpha": 0.5, "date": "2026-01-01", "rules": [
+        _rule("pair", ("conv", "relu"), [[0, 1]]),
+        _rule("pair", ("bn", "relu"), [[0, 1]]),
+        _rule("pair", ("bn", "add"), [[0, 1]]),
+        _rule("pair", ("add", "relu"), [[0, 1]]),
+        _rule("chain", ("bn", "add", "relu"), [[0, 1, 2]]),
+        _rule("multi_input", ("bn", "bn", "add"), [[0, 1, 2]]),
+    ]})
+COST = {"conv": 4.0, "bn": 1.0, "relu": 0.6, "add": 1.0, "maxpool": 0.8, "slice": 0.0}
+
+
+@dataclass
+class FakeMeasurement:
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    ok: bool = True
+    error: str | None = None
+
+
+class FakeBackend:
+    """Latency = overhead + per kernel: its anchor's cost + 5 % of the fused members' costs."""
+
+    name = "fake"
+    threads = 1
+
+    def __init__(self):
+        self.calls = 0
+
+    def version(self):
+        return "1"
+
+    def measure(self, model, *, key=None, store=None, config=None, timeout_s=60.0):
+        self.calls += 1
+        graph = load_graph(getattr(model, "proto", model))
+        total = 0.05
+        for k in partition(graph, SECRET):
+            costs = [COST[op] * np.prod(graph.node(n).output_shape) * 1e-4
+                     for n, op in zip(k.nodes, k.ops)]
+            total += costs[0] + 0.05 * sum(costs[1:])
+        return FakeMeasurement(total, total * 0.99, total * 1.01)
+
+
+def _zoo_like():
+    """conv -> bn -> relu -> conv -> bn -> add(relu, .) -> relu, plus a second bn branch."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], name="c1", pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c1", "s", "b", "m", "v"], ["b1"], name="b1"),
+        helper.make_node("Relu", ["b1"], ["r1"], name="r1"),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], name="c2", pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c2", "s", "b", "m", "v"], ["b2"], name="b2"),
+        helper.make_node("Conv", ["r1", "w2"], ["c3"], name="c3", pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c3", "s", "b", "m", "v"], ["b3"], name="b3"),
+        helper.make_node("Add", ["b2", "b3"], ["a"], name="add"),
+        helper.make_node("Relu", ["a"], ["y"], name="r2"),
+    ]
+    inits = {"w1": weights(8, 8, 3, 3), "w2": weights(8, 8, 3, 3, seed=1),
+             "s": np.ones(8), "b": np.zeros(8), "m": np.zeros(8), "v": np.ones(8)}
+    return load_graph(make_model(nodes, [("x", (1, 8, 16, 16))], [("y", (1, 8, 16, 16))], inits))
+
+
+def test_fake_backend_rules_are_recovered_exactly():
+    graph = _zoo_like()
+    patterns = collect_patterns([graph])
+    tester = RuleTester(FakeBackend(), shapes=(CaseShape(8, 8), CaseShape(8, 16)))
+    rules = tester.detect(patterns, [graph], curated=False)
+    pairs = {r.ops: r for r in rules.rules if r.kind == "pair"}
+    assert set(pairs) == set(patterns.pairs)
+    for (a, b), r in pairs.items():
+        truth = SECRET.pair(a, b)
+        assert r.fused == (truth is not None and truth.fused), (a, b, r.case)
+        assert r.origin["method"] == "timing" and len(r.evidence) == 2
+        assert {"t1", "t2", "t12", "saving_ms", "threshold_ms"} <= set(r.evidence[0])
+        assert "t0_p10_ms" in r.evidence[0]["t1"] and "net_ms" in r.evidence[0]["t12"]
+    chain = rules.chain("bn", "add", "relu")
+    assert chain is not None and chain.groups == ((0, 1, 2),)
+    assert chain.evidence[0]["winner"] == "bn+add+relu"
+    join = rules.multi_input("bn", "bn", "add")
+    assert join is not None and join.case == "bn+bn+add"
+    # the detected rules partition the graph as the backend does
+    ours = [k.nodes for k in partition(graph, rules)]
+    assert ours == [k.nodes for k in partition(graph, SECRET)]
+
+
+def test_fake_backend_detection_resumes_from_the_store(tmp_path):
+    from nnmeter_tvm.backends.store import Store
+
+    graph = _zoo_like()
+    patterns = collect_patterns([graph])
+    store = Store(tmp_path / "m.sqlite")
+
+    class Recording(FakeBackend):
+        def measure(self, model, *, key=None, store=None, config=None, timeout_s=60.0):
+            from nnmeter_tvm.backends.base import Measurement
+
+            m = super().measure(model)
+            rec = Measurement("fake", "1", key, m.median_ms, m.p10_ms, m.p90_ms, 30, 0.1, 0.0,
+                              0, 1, {}, "2026-01-01T00:00:00+00:00")
+            if store is not None:
+                store.add(rec)
+            return rec
+
+    first = Recording()
+    RuleTester(first, shapes=(CaseShape(8, 8),), store=store).detect(patterns, [graph], curated=False)
+    again = Recording()
+    tester = RuleTester(again, shapes=(CaseShape(8, 8),), store=store)
+    tester.detect(patterns, [graph], curated=False)
+    assert first.calls > 0 and again.calls == 0
+    assert tester.measurer.report.reused == first.calls
+
+
+def test_real_onnxruntime_conv_relu_fuses_and_relu_conv_does_not():
+    pytest.importorskip("onnxruntime")
+    from nnmeter_tvm.backends import ProtocolConfig, get_backend
+
+    backend = get_backend("ort-cpu", config=ProtocolConfig(min_time_s=0.3, warmup_s=0.1))
+    tester = RuleTester(backend, shapes=(CaseShape(32, 56),), prefix=None, observe=False)
+    conv = Template("conv", tuple(sorted(dict(default_template("conv").params, kernel_shape=(1, 1),
+                                             pads=(0, 0, 0, 0)).items())))
+    relu = default_template("relu")
+    fused = tester.pair_rule("conv", "relu", conv, relu)
+    apart = tester.pair_rule("relu", "conv", relu, conv)
+    assert fused.case == "conv+relu", fused.evidence
+    assert apart.case == "relu | conv", apart.evidence
+
+
+def test_test_cases_are_valid_onnx():
+    import onnx
+
+    for op in ("conv", "dwconv", "gconv", "maxpool", "avgpool", "globalavgpool", "bn", "relu",
+               "relu6", "sigmoid", "hardswish", "hardsigmoid", "add", "mul", "concat", "pad",
+               "split", "slice", "reshape"):
+        steps = [Step("a", default_template(op),
+                      ("in", "other") if op in ("add", "mul", "concat") else ("in",))]
+        for prefix in (None, "maxpool1"):
+            onnx.checker.check_model(build_case(steps, CaseShape(16, 8), prefix=prefix),
+                                     full_check=True)
+    for op in ("gemm", "matmul", "softmax", "transpose"):
+        onnx.checker.check_model(build_case([Step("a", default_template(op))], CaseShape(8, 4)),
+                                 full_check=True)
