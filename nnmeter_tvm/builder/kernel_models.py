@@ -1,0 +1,233 @@
+"""Tiny ONNX models that contain one kernel configuration, to measure it as the backend runs it.
+
+A *spec* is a JSON-ready dict that names a kernel's shape and its member ops, e.g.
+
+    {"kind": "conv", "cin": 32, "cout": 64, "h": 56, "w": 56, "k": 3, "s": 1, "groups": 1,
+     "pad": 1, "bias": False, "epi": ["bn", "relu"]}
+
+``spec_from_kernel`` reads one from a kernel of a real model (the sampling prior);
+``build_model`` writes a model holding one or several specs side by side, each in its own scope
+``k<i>`` with its own input and output, so one session measures several kernels and the
+backend's per-kernel profile tells them apart.  The ops are written exactly as the zoo writes
+them (conv -> bn -> relu ...), so the backend fuses them as it does in a real model; the builder
+checks that with the partition before it trusts a sample.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+# epilogue ops that the builder can write after an anchor (in the zoo's spelling)
+_ACTS = ("relu", "relu6", "hardswish", "hardsigmoid", "sigmoid")
+EPILOGUE = ("bn", "add", "swish") + _ACTS
+CHANNEL_FIELDS = {"conv": ("cin", "cout"), "gemm": ("cin", "cout"), "pool": ("c",),
+                  "gpool": ("c",), "unary": ("c",), "binary": ("c",), "concat": ("cs",),
+                  "split": ("sizes",), "pad": ("c",), "softmax": (), "shuffle": ("c",)}
+
+
+def spec_key(spec: dict) -> str:
+    """A canonical string for deduplication."""
+    return json.dumps(spec, sort_keys=True, separators=(",", ":"))
+
+
+# ---- reading a spec from a kernel of a real model -----------------------------------------------
+def _epilogue(ops) -> list[str] | None:
+    out, i = [], 0
+    while i < len(ops):
+        op = ops[i]
+        if op == "sigmoid" and i + 1 < len(ops) and ops[i + 1] == "mul":
+            out.append("swish")
+            i += 2
+            continue
+        if op in ("bn", "add") + _ACTS:
+            out.append(op)
+        elif op == "clip":
+            out.append("relu6")
+        else:
+            return None
+        i += 1
+    return out
+
+
+def spec_from_kernel(kernel, graph) -> dict | None:
+    """The spec of a kernel in ``graph``, or None when its shape is outside what we can write."""
+    if kernel.inserted or not kernel.nodes:
+        return None
+    nodes = [graph.node(n) for n in kernel.nodes]
+    anchor = graph.node(kernel.anchor) if kernel.anchor in kernel.nodes else nodes[0]
+    if nodes[0] is not anchor:
+        return None
+    ops = [n.op for n in nodes]
+    a, rest = anchor.attrs, ops[1:]
+    ishape = anchor.input_shape
+    if anchor.op in ("conv", "dwconv", "gconv") and len(ishape) == 4:
+        epi = _epilogue(rest)
+        k, s, pads = a.get("kernel_shape"), a.get("strides"), a.get("pads")
+        if epi is None or not k or k[0] != k[1] or s[0] != s[1] or len(set(pads)) != 1 \
+                or tuple(a.get("dilations", (1, 1))) != (1, 1):
+            return None
+        return {"kind": "conv", "cin": int(ishape[1]), "cout": int(anchor.output_shape[1]),
+                "h": int(ishape[2]), "w": int(ishape[3]), "k": int(k[0]), "s": int(s[0]),
+                "groups": int(a.get("group", 1)), "pad": int(pads[0]),
+                "bias": bool(a.get("has_bias", False)), "epi": epi}
+    if anchor.op == "gemm" and len(ishape) == 2 and ishape[0] == 1:
+        epi = _epilogue(rest)
+        if epi is None or "bn" in epi or "add" in epi:
+            return None
+        return {"kind": "gemm", "cin": int(ishape[1]), "cout": int(anchor.output_shape[1]),
+                "epi": epi}
+    if len(ishape) != 4:
+        return None
+    n, c, h, w = (int(d) for d in ishape)
+    if anchor.op in ("maxpool", "avgpool") and not rest:
+        k, s, pads = a.get("kernel_shape"), a.get("strides"), a.get("pads")
+        if not k or k[0] != k[1] or s[0] != s[1] or len(set(pads)) != 1:
+            return None
+        return {"kind": "pool", "op": anchor.op, "c": c, "h": h, "w": w, "k": int(k[0]),
+                "s": int(s[0]), "pad": int(pads[0]), "ceil": int(a.get("ceil_mode", 0))}
+    if anchor.op == "globalavgpool" and not rest:
+        return {"kind": "gpool", "c": c, "h": h, "w": w}
+    if anchor.op in _ACTS + ("bn", "clip"):
+        epi = _epilogue(ops)
+        if epi is None or "add" in epi:
+            return None
+        return {"kind": "unary", "c": c, "h": h, "w": w, "epi": epi}
+    if anchor.op in ("add", "mul") and len(anchor.input_shapes) == 2:
+        epi = _epilogue(rest)
+        other = anchor.input_shapes[1]
+        if epi is None or "add" in epi or "bn" in epi or len(other) != 4:
+            return None
+        if tuple(other) == tuple(ishape):
+            bc = False
+        elif tuple(other) == (n, c, 1, 1):
+            bc = True
+        else:
+            return None
+        return {"kind": "binary", "op": anchor.op, "c": c, "h": h, "w": w, "bc": bc, "epi": epi}
+    if anchor.op == "concat" and not rest and a.get("axis") in (1, -3):
+        cs = [int(s[1]) for s in anchor.input_shapes]
+        if any(len(s) != 4 or s[2:] != ishape[2:] for s in anchor.input_shapes):
+            return None
+        return {"kind": "concat", "cs": cs, "h": h, "w": w}
+    if anchor.op == "split" and not rest and a.get("axis") in (1, -3):
+        return {"kind": "split", "sizes": [int(s[1]) for s in anchor.output_shapes],
+                "h": h, "w": w}
+    return None
+
+
+# ---- neighbours: channels rescaled, HW / kernel / stride kept -----------------------------------
+def _round_ch(value: float, multiple: int = 1) -> int:
+    return max(multiple, int(round(value / multiple)) * multiple)
+
+
+def rescale(spec: dict, rng, low: float = 0.5, high: float = 1.2) -> dict:
+    """A neighbour of ``spec``: every channel count times a factor drawn in [low, high]."""
+    out = json.loads(json.dumps(spec))
+    kind = spec["kind"]
+    f = lambda: rng.uniform(low, high)  # noqa: E731
+    if kind == "conv":
+        g = spec["groups"]
+        if g == spec["cin"] == spec["cout"]:  # depthwise stays depthwise
+            c = _round_ch(spec["cin"] * f())
+            out.update(cin=c, cout=c, groups=c)
+        else:
+            out["cin"] = _round_ch(spec["cin"] * f(), g)
+            out["cout"] = _round_ch(spec["cout"] * f(), g)
+    elif kind in ("concat", "split"):
+        field = "cs" if kind == "concat" else "sizes"
+        out[field] = [_round_ch(c * f()) for c in spec[field]]
+    else:
+        for field in CHANNEL_FIELDS.get(kind, ()):
+            out[field] = _round_ch(spec[field] * f())
+    return out
+
+
+# ---- writing models -----------------------------------------------------------------------------
+def _epi(b, x, epi, inputs, name_of_extra):
+    for i, op in enumerate(epi):
+        if op == "bn":
+            x = b.bn(x, name=f"bn{i}")
+        elif op == "add":
+            extra = b.input(b.shape(x), name=name_of_extra(i))
+            inputs.append(extra)
+            x = b.add(x, extra, name=f"add{i}")
+        elif op == "swish":
+            x = b.swish(x, name=f"swish{i}")
+        else:
+            x = b.act(x, op, name=f"{op}{i}")
+    return x
+
+
+def _write(b, spec: dict, tag: str) -> list[str]:
+    """Write one spec into builder ``b`` in the current scope; returns its input names."""
+    kind = spec["kind"]
+    extra = lambda i: f"{tag}.extra{i}"  # noqa: E731
+    if kind == "conv":
+        inputs = [b.input((1, spec["cin"], spec["h"], spec["w"]), name=f"{tag}.in")]
+        x = b.conv(inputs[0], spec["cout"], spec["k"], spec["s"], spec["groups"], spec["pad"],
+                   bias=spec.get("bias", False), name="conv")
+        x = _epi(b, x, spec.get("epi", ()), inputs, extra)
+    elif kind == "gemm":
+        inputs = [b.input((1, spec["cin"]), name=f"{tag}.in")]
+        x = _epi(b, b.gemm(inputs[0], spec["cout"], name="gemm"), spec.get("epi", ()),
+                 inputs, extra)
+    elif kind in ("pool", "gpool", "unary", "binary", "pad"):
+        inputs = [b.input((1, spec["c"], spec["h"], spec["w"]), name=f"{tag}.in")]
+        x = inputs[0]
+        if kind == "pool":
+            x = getattr(b, spec["op"])(x, spec["k"], spec["s"], spec["pad"], bool(spec["ceil"]),
+                                       name=spec["op"])
+        elif kind == "gpool":
+            x = b.global_avgpool(x, name="gap")
+        elif kind == "unary":
+            x = _epi(b, x, spec["epi"], inputs, extra)
+        elif kind == "binary":
+            shape = (1, spec["c"], 1, 1) if spec["bc"] else (1, spec["c"], spec["h"], spec["w"])
+            other = b.input(shape, name=f"{tag}.other")
+            inputs.append(other)
+            x = getattr(b, spec["op"])(x, other, name=spec["op"])
+            x = _epi(b, x, spec.get("epi", ()), inputs, extra)
+        else:
+            x = b.pad(x, spec["pads"], name="pad")
+    elif kind == "concat":
+        inputs = [b.input((1, c, spec["h"], spec["w"]), name=f"{tag}.in{i}")
+                  for i, c in enumerate(spec["cs"])]
+        x = b.concat(inputs, name="concat")
+    elif kind == "split":
+        inputs = [b.input((1, sum(spec["sizes"]), spec["h"], spec["w"]), name=f"{tag}.in")]
+        for out in b.split(inputs[0], spec["sizes"], name="split"):
+            b.output(out)
+        return inputs
+    else:
+        raise ValueError(f"kernel spec kind {kind!r} cannot be written; valid: "
+                         f"{', '.join(sorted(CHANNEL_FIELDS))}")
+    b.output(x)
+    return inputs
+
+
+def build_model(specs, seed: int = 0, name: str = "kernels"):
+    """An ONNX model with each spec side by side in scope ``k<i>``; returns the ModelProto."""
+    from ..zoo.builder import ModelBuilder
+
+    b = ModelBuilder(name)
+    for i, spec in enumerate(specs):
+        with b.scope(f"k{i}"):
+            _write(b, spec, f"k{i}")
+    return b.model(np.random.default_rng(seed))
+
+
+def spec_flops(spec: dict) -> float:
+    """Rough FLOPs of a spec (for budgeting how many fit in one model)."""
+    kind = spec["kind"]
+    if kind == "conv":
+        ho = (spec["h"] + 2 * spec["pad"] - spec["k"]) // spec["s"] + 1
+        wo = (spec["w"] + 2 * spec["pad"] - spec["k"]) // spec["s"] + 1
+        return 2.0 * spec["cout"] * ho * wo * spec["cin"] // spec["groups"] * spec["k"] ** 2
+    if kind == "gemm":
+        return 2.0 * spec["cin"] * spec["cout"]
+    if kind == "concat":
+        return float(sum(spec["cs"]) * spec["h"] * spec["w"])
+    if kind == "split":
+        return float(sum(spec["sizes"]) * spec["h"] * spec["w"])
+    return float(spec.get("c", 1) * spec.get("h", 1) * spec.get("w", 1)) * max(1, spec.get("k", 1)) ** 2

@@ -1,0 +1,169 @@
+"""Training: one XGBoost regressor per kernel family, its target chosen by held-out accuracy.
+
+Samples of a family are rows of features (``features.encode``) and measured milliseconds.
+Identical feature rows (the same layer seen in several models) are merged into one row at their
+median time before the split, so the held-out rows are configurations the model never saw.
+For each target in ``cost_model.TARGETS`` a model is fit on the training split and scored on the
+held-out split (fraction within ±10 %); the best target is refit on all rows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..predictors.cost_model import TARGETS, FamilyModel, from_target, to_target
+
+MIN_ROWS = 6  # below this a family stays on the generic fallback
+XGB_PARAMS = {"max_depth": 6, "eta": 0.1, "subsample": 0.9, "colsample_bytree": 0.9,
+              "min_child_weight": 1.0, "lambda": 1.0, "tree_method": "hist", "nthread": 2,
+              "verbosity": 0}
+ROUNDS = 200  # trees per family: prediction time grows with it (see predictors/trees.py)
+
+
+def accuracy(pred, true, tol: float) -> float:
+    pred, true = np.asarray(pred, float), np.asarray(true, float)
+    return float(np.mean(np.abs(pred - true) / true <= tol)) if len(true) else float("nan")
+
+
+def rmspe(pred, true) -> float:
+    pred, true = np.asarray(pred, float), np.asarray(true, float)
+    return float(np.sqrt(np.mean(((pred - true) / true) ** 2)) * 100) if len(true) else float("nan")
+
+
+def metrics(pred, true) -> dict:
+    return {"acc5": accuracy(pred, true, 0.05), "acc10": accuracy(pred, true, 0.10),
+            "rmspe": rmspe(pred, true), "n": int(len(true))}
+
+
+def merge_duplicates(x: np.ndarray, ms: np.ndarray, keys=None):
+    """Rows with identical features merged at their median time; returns (x, ms, keys, counts)."""
+    x = np.asarray(x, np.float32)
+    ms = np.asarray(ms, np.float64)
+    _, first, inverse, counts = np.unique(x, axis=0, return_index=True, return_inverse=True,
+                                          return_counts=True)
+    inverse = inverse.reshape(-1)
+    med = np.array([np.median(ms[inverse == g]) for g in range(len(first))])
+    k = [keys[i] for i in first] if keys is not None else None
+    return x[first], med, k, counts
+
+
+def fit_booster(x, ms, target: str, seed: int = 0, rounds: int = ROUNDS):
+    import xgboost as xgb
+
+    label, weight = to_target(target, ms)
+    dtrain = xgb.DMatrix(np.asarray(x, np.float32), label=label, weight=weight / weight.mean())
+    params = dict(XGB_PARAMS, seed=int(seed))
+    if target == "log":
+        params["base_score"] = float(np.mean(label))
+    booster = xgb.train(params, dtrain, num_boost_round=rounds)
+    booster.set_param({"nthread": 1})
+    return booster
+
+
+def predict_raw(booster, target: str, x) -> np.ndarray:
+    return from_target(target, booster.inplace_predict(np.asarray(x, np.float32)))
+
+
+@dataclass
+class FamilyResult:
+    family: str
+    model: FamilyModel | None
+    heldout: dict
+    by_target: dict
+    rows: int
+    samples: int
+    bad: list = field(default_factory=list)  # keys of held-out rows off by more than 10 %
+
+
+def split(n: int, rng, heldout: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    order = rng.permutation(n)
+    n_hold = max(1, int(round(n * heldout))) if n >= 5 else 0
+    return order[n_hold:], order[:n_hold]
+
+
+def train_family(family: str, x, ms, keys=None, feature_names=(), seed: int = 0,
+                 targets=TARGETS, heldout: float = 0.2, rounds: int = ROUNDS) -> FamilyResult:
+    """Fit ``family``; ``keys`` (one per row, e.g. spec keys) come back for the bad rows."""
+    samples = len(ms)
+    x, ms, keys, _ = merge_duplicates(x, ms, keys)
+    if len(ms) < MIN_ROWS:
+        return FamilyResult(family, None, {}, {}, len(ms), samples)
+    targets = tuple(targets)
+    rng = np.random.default_rng(seed)
+    tr, ho = split(len(ms), rng, heldout)
+    by_target, preds = {}, {}
+    for target in targets:
+        booster = fit_booster(x[tr], ms[tr], target, seed, rounds)
+        preds[target] = predict_raw(booster, target, x[ho])
+        by_target[target] = metrics(preds[target], ms[ho])
+    best = max(targets, key=lambda t: (by_target[t]["acc10"], by_target[t]["acc5"],
+                                       -by_target[t]["rmspe"]))
+    err = np.abs(preds[best] - ms[ho]) / ms[ho]
+    bad = [keys[i] for i, e in zip(ho, err) if e > 0.10] if keys is not None else []
+    booster = fit_booster(x, ms, best, seed, rounds)
+    info = {"samples": samples, "rows": int(len(ms)), "heldout": by_target[best],
+            "by_target": by_target}
+    model = FamilyModel(family, booster, best, feature_names, info)
+    return FamilyResult(family, model, by_target[best], by_target, len(ms), samples, bad)
+
+
+# ---- whole-model overhead -----------------------------------------------------------------------
+def fit_overhead(measured, kernel_sum, n_kernels) -> dict:
+    """Fit ``measured ≈ fixed + per_kernel * n + scale * kernel_sum`` on whole models (all
+    coefficients >= 0).
+
+    Three nested forms are scored by leave-one-out ±10 % accuracy, then RMSPE (ties: the
+    simpler form):
+    fixed only; fixed + per-kernel; fixed + per-kernel + scale.  Returns the chosen form's
+    coefficients with its leave-one-out accuracy.
+    """
+    y = np.asarray(measured, float)
+    s = np.asarray(kernel_sum, float)
+    n = np.asarray(n_kernels, float)
+    forms = {
+        "fixed": lambda idx: _lsq(np.column_stack([np.ones(len(idx))]), y[idx] - s[idx], y[idx]),
+        "fixed+per_kernel": lambda idx: _lsq(np.column_stack([np.ones(len(idx)), n[idx]]),
+                                             y[idx] - s[idx], y[idx]),
+        "fixed+per_kernel+scale": lambda idx: _lsq(
+            np.column_stack([np.ones(len(idx)), n[idx], s[idx]]), y[idx], y[idx]),
+    }
+    best = None
+    for name, fit in forms.items():
+        if len(y) < 3 + list(forms).index(name):
+            continue
+        hits, errs = [], []
+        for i in range(len(y)):
+            idx = np.array([j for j in range(len(y)) if j != i])
+            c = _coef(name, fit(idx))
+            p = c["fixed_ms"] + c["per_kernel_ms"] * n[i] + c["scale"] * s[i]
+            errs.append(abs(p - y[i]) / y[i])
+        acc = float(np.mean(np.array(errs) <= 0.10))
+        rms = float(np.sqrt(np.mean(np.square(errs))) * 100)
+        # a richer form must win on accuracy, or tie and cut RMSPE by half a point
+        if best is None or acc > best[1] + 1e-9 or (acc > best[1] - 1e-9 and rms < best[2] - 0.5):
+            best = (name, acc, rms)
+    if best is None:
+        return {"form": "none", "fixed_ms": 0.0, "per_kernel_ms": 0.0, "scale": 1.0, "models": len(y)}
+    coef = _coef(best[0], forms[best[0]](np.arange(len(y))))
+    return {"form": best[0], **coef, "loo_acc10": best[1], "loo_rmspe": best[2],
+            "models": int(len(y))}
+
+
+def _coef(name: str, sol) -> dict:
+    sol = list(sol) + [0.0] * 3
+    if name == "fixed":
+        return {"fixed_ms": float(sol[0]), "per_kernel_ms": 0.0, "scale": 1.0}
+    if name == "fixed+per_kernel":
+        return {"fixed_ms": float(sol[0]), "per_kernel_ms": float(sol[1]), "scale": 1.0}
+    return {"fixed_ms": float(sol[0]), "per_kernel_ms": float(sol[1]), "scale": float(sol[2])}
+
+
+def _lsq(a, b, y):
+    """Non-negative least squares on relative error (rows divided by the measured time y):
+    overheads below zero would price kernels below zero."""
+    from ..predictors.fallback import _nnls
+
+    a = a / y[:, None]
+    scale = np.maximum(np.abs(a).max(axis=0), 1e-30)
+    return _nnls(a / scale, b / y) / scale

@@ -1,0 +1,41 @@
+"""``nnmeter-tvm build --backend NAME -o DIR``: sample and measure kernels, train, write a bundle."""
+from __future__ import annotations
+
+
+def add_parser(sub):
+    p = sub.add_parser("build", help="build a predictor bundle for a backend (sample, measure, "
+                                     "train)")
+    p.add_argument("--backend", required=True, help="ort-cpu or tvm-llvm")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="bundle folder to write")
+    p.add_argument("--minutes", type=float, default=15.0,
+                   help="time budget for sampling and measuring (default 15)")
+    p.add_argument("--max-samples", type=int, default=None,
+                   help="kernels-timed budget (default: 3000 for ort-cpu, 2500 for tvm-llvm)")
+    p.add_argument("--store", default=None, metavar="PATH",
+                   help="sample log to resume from and append to (default "
+                        "~/.cache/nnmeter-tvm/samples-<backend>.jsonl)")
+    p.add_argument("--rules", default=None, metavar="FILE",
+                   help="fusion rules to partition with (default rules/<backend>.json)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..builder.build import build
+
+    overrides = {"seed": args.seed}
+    if args.max_samples is not None:
+        overrides["max_samples"] = args.max_samples
+    result = build(args.backend, args.output, minutes=args.minutes, store=args.store,
+                   progress=not args.quiet, rules_file=args.rules, **overrides)
+    print(f"bundle {result.bundle}: {result.measurements} kernels timed, {result.samples} "
+          f"usable as samples, in {result.seconds:.0f} s")
+    for family, info in sorted(result.by_family.items()):
+        h = info["heldout"]
+        acc = f"{100 * h['acc10']:.1f}% within ±10% (n={h['n']})" if h else "fallback"
+        print(f"  {family:<12} {info['samples']:>5} samples  held-out {acc}")
+    o = result.overhead
+    print(f"  overhead: {o.get('form')}: fixed {o.get('fixed_ms', 0):.4f} ms, per kernel "
+          f"{o.get('per_kernel_ms', 0):.5f} ms, scale {o.get('scale', 1):.3f}")
+    return 0

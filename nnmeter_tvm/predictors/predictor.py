@@ -1,0 +1,222 @@
+"""The predictor: partition a graph into kernels, price each kernel, sum.
+
+    total_ms = fixed_overhead_ms + sum over kernels of (scale * kernel_ms + per_kernel_overhead_ms)
+
+``kernel_ms`` comes from the kernel family's XGBoost model when the bundle has one, otherwise
+from the generic FLOPs/bytes model (:mod:`.fallback`), and then the kernel is flagged
+``fallback=True`` in the report.  The two overhead terms are the backend's per-run cost and
+per-kernel dispatch cost, and ``scale`` corrects kernel times taken from a profiler; all three
+are fitted on whole models when the bundle was built (0, 0, 1 without a bundle).
+Each kernel's reported ``ms`` includes its dispatch overhead; the fixed per-run overhead is in
+``report.predictor["fixed_overhead_ms"]`` and in ``total_ms``.
+
+A ``Predictor`` with no trained models is valid: every kernel is then priced by the fallback.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph import Graph
+from ..report import KernelPrediction, Report
+from .cost_model import from_target
+from .fallback import GenericModel, generic_stats, kernel_stats
+
+
+class Predictor:
+    """Kernel-level latency predictor for one backend.
+
+    Parameters are stored as given (a loaded bundle passes them all): ``backend`` (name),
+    ``rules`` (the backend's fusion rules; when None they are loaded on first use from
+    ``rules_file``, else from ``rules/<backend>.json``),
+    ``models`` ({family: FamilyModel}), ``fallback`` (GenericModel), ``overhead``
+    ({"fixed_ms", "per_kernel_ms"}), ``meta`` (the bundle's metadata), ``warnings`` (raised
+    when loading, e.g. another CPU than the bundle's; repeated in every report).
+    """
+
+    small_batch_pairs = 40_000  # (kernel, tree) pairs up to which the NumPy evaluator is used
+
+    def __init__(self, backend: str, rules=None, models=None, fallback=None, overhead=None,
+                 meta=None, warnings=(), name: str | None = None, rules_file=None):
+        self.backend = backend
+        self._rules = rules
+        self.rules_file = rules_file
+        self.models = dict(models or {})
+        self.fallback = fallback if fallback is not None else GenericModel(backend=backend)
+        self.overhead = {"fixed_ms": 0.0, "per_kernel_ms": 0.0, "scale": 1.0} | dict(overhead or {})
+        self.meta = dict(meta or {})
+        self.warnings = tuple(warnings)
+        self.name = name or backend
+        self._table = None  # the flattened trees, built on first use
+
+    def __repr__(self):
+        fams = ", ".join(sorted(self.models)) or "none (fallback only)"
+        return f"Predictor(backend={self.backend!r}, name={self.name!r}, families: {fams})"
+
+    # ---- the pieces it relies on ------------------------------------------------------
+    @property
+    def rules(self):
+        if self._rules is None:
+            from .bundle import load_backend_rules
+
+            self._rules = load_backend_rules(str(self.rules_file) if self.rules_file
+                                             else self.backend)
+        return self._rules
+
+    def partition(self, graph: Graph) -> list:
+        from ..kernels import partition
+
+        return list(partition(graph, self.rules))
+
+    @property
+    def info(self) -> dict:
+        """The ``predictor`` block of every report."""
+        fam = self.meta.get("families", {})
+        return {
+            "name": self.name,
+            "backend": self.backend,
+            "backend_version": self.meta.get("backend", {}).get("version"),
+            "schema_version": self.meta.get("schema_version"),
+            "source": self.meta.get("source"),
+            "trained_families": sorted(self.models),
+            "fixed_overhead_ms": float(self.overhead["fixed_ms"]),
+            "per_kernel_overhead_ms": float(self.overhead["per_kernel_ms"]),
+            "kernel_scale": float(self.overhead.get("scale", 1.0)),
+            "heldout_acc10": {f: v.get("heldout", {}).get("acc10") for f, v in fam.items()},
+        }
+
+    # ---- prediction -------------------------------------------------------------------
+    def predict(self, model_or_graph, input_shapes=None) -> Report:
+        """Predict an ONNX model (path or ModelProto) or a :class:`Graph`."""
+        return self.predict_graph(self._as_graph(model_or_graph, input_shapes))
+
+    def predict_graph(self, graph: Graph) -> Report:
+        return self._predict_batch([(graph, self.partition(graph))])[0]
+
+    def predict_kernels(self, graph: Graph, kernels) -> Report:
+        """Price kernels someone else formed (e.g. TVM's fused functions) on ``graph``."""
+        return self._predict_batch([(graph, list(kernels))])[0]
+
+    def predict_many(self, graphs) -> list[Report]:
+        """Batched prediction: one cost-model call per kernel family across all models."""
+        graphs = [self._as_graph(g, None) for g in graphs]
+        return self._predict_batch([(g, self.partition(g)) for g in graphs])
+
+    def kernel_ms(self, graph: Graph, kernels) -> tuple[np.ndarray, np.ndarray]:
+        """(ms without overhead, fallback flags) for each kernel; the builder uses this."""
+        ms, fb, _ = self._price([(graph, list(kernels))])
+        return ms[0], fb[0]
+
+    # ---- internals ----------------------------------------------------------------------
+    @staticmethod
+    def _as_graph(model, input_shapes) -> Graph:
+        if isinstance(model, Graph):
+            return model
+        from ..onnx_import import load_graph
+
+        return load_graph(model, input_shapes)
+
+    def _price(self, items):
+        """Per item: kernel times (ms, no overhead), fallback flags, cost-model names."""
+        features = _features()
+        ms = [np.zeros(len(ks)) for _, ks in items]
+        fb = [np.zeros(len(ks), dtype=bool) for _, ks in items]
+        names = [[""] * len(ks) for _, ks in items]
+        if features is None:  # no feature module: price everything from graph statistics
+            for i, (graph, kernels) in enumerate(items):
+                stats = [kernel_stats(k, graph) for k in kernels]
+                ms[i][:] = self.fallback.predict(stats) if stats else 0.0
+                fb[i][:] = True
+                names[i] = ["fallback:generic"] * len(kernels)
+            return ms, fb, names
+        pairs, bounds = [], [0]
+        for graph, kernels in items:
+            pairs.extend((k, graph) for k in kernels)
+            bounds.append(len(pairs))
+        flat_ms = np.zeros(len(pairs))
+        flat_fb = np.zeros(len(pairs), dtype=bool)
+        flat_names = [""] * len(pairs)
+        configs, index = features.configs_by_family(pairs, return_index=True)
+        encoded, inverse = {}, {}
+        for family, raw in configs.items():
+            if len(raw) > 1:  # repeated layers: price each distinct configuration once
+                raw, inverse[family] = _distinct_rows(raw)
+            encoded[family] = features.encode(family, raw)
+        priced = self._cost_models(encoded)
+        for family, x in encoded.items():
+            if family in priced:
+                pred, flag, label = priced[family], False, family
+            else:
+                pred = self.fallback.predict(generic_stats(features, family, x))
+                flag, label = True, f"fallback:generic({family})"
+            if family in inverse:
+                pred = pred[inverse[family]]
+            pos = index[family]
+            flat_ms[pos] = pred
+            flat_fb[pos] = flag
+            for p in pos:
+                flat_names[p] = label
+        ms = [flat_ms[a:b] for a, b in zip(bounds, bounds[1:])]
+        fb = [flat_fb[a:b] for a, b in zip(bounds, bounds[1:])]
+        names = [flat_names[a:b] for a, b in zip(bounds, bounds[1:])]
+        return ms, fb, names
+
+    def _cost_models(self, encoded: dict) -> dict:
+        """ms for the families that have a trained model: one vectorised pass over every
+        family for small batches (:mod:`.trees`), XGBoost per family for large ones."""
+        batch = {f: x for f, x in encoded.items() if f in self.models}
+        if not batch:
+            return {}
+        if self._table is None:
+            from .trees import TreeTable
+
+            self._table = TreeTable({f: m.booster for f, m in self.models.items()})
+        pairs = sum(self._table.pairs(f, len(x)) for f, x in batch.items())
+        if pairs <= self.small_batch_pairs:
+            raw = self._table.predict(batch)
+            return {f: from_target(self.models[f].target, raw[f]) for f in batch}
+        return {f: self.models[f].predict(x) for f, x in batch.items()}
+
+    def _predict_batch(self, items) -> list[Report]:
+        ms, fb, names = self._price(items)
+        fixed = float(self.overhead["fixed_ms"])
+        per_kernel = float(self.overhead["per_kernel_ms"])
+        scale = float(self.overhead.get("scale", 1.0))
+        info = self.info
+        reports = []
+        for (graph, kernels), k_ms, k_fb, k_names in zip(items, ms, fb, names):
+            k_ms = scale * k_ms + per_kernel
+            preds = tuple(
+                KernelPrediction(k.name, k.type, tuple(k.nodes), float(t), bool(f), n)
+                for k, t, f, n in zip(kernels, k_ms, k_fb, k_names))
+            warnings = self.warnings
+            if k_fb.any():
+                types = sorted({k.type for k, f in zip(kernels, k_fb) if f})
+                warnings += (f"{int(k_fb.sum())} kernel(s) priced by the generic FLOPs/bytes "
+                             f"fallback (no trained model): {', '.join(types)}",)
+            reports.append(Report(model=graph.name, predictor=info,
+                                  total_ms=float(fixed + k_ms.sum()), kernels=preds,
+                                  warnings=warnings))
+        return reports
+
+
+def _distinct_rows(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct rows in first-seen order, index of each input row among them)."""
+    seen: dict[bytes, int] = {}
+    inverse = np.fromiter((seen.setdefault(r.tobytes(), len(seen)) for r in raw),
+                          dtype=np.intp, count=len(raw))
+    if len(seen) == len(raw):
+        return raw, inverse
+    first = np.zeros(len(seen), dtype=np.intp)
+    first[inverse[::-1]] = np.arange(len(raw) - 1, -1, -1)
+    return raw[first], inverse
+
+
+def _features():
+    """The feature module, or None while it is missing (then everything is on the fallback)."""
+    try:
+        from .. import features
+    except ImportError:
+        return None
+    if not all(hasattr(features, f) for f in ("configs_by_family", "encode", "generic_columns")):
+        return None
+    return features

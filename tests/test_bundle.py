@@ -1,0 +1,145 @@
+"""Bundles: save/load round trip, version checks, clear errors for broken bundles, no pickles."""
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from nnmeter_tvm.errors import BundleError, UnknownNameError
+from nnmeter_tvm.onnx_import import load_graph
+from nnmeter_tvm.predictors import load_bundle, load_predictor, save_bundle
+from nnmeter_tvm.predictors.bundle import FORMAT_VERSION, machine_info
+
+from _predictor_helpers import chain_kernels, small_model, synthetic_conv_predictor
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return synthetic_conv_predictor(tmp_path_factory.mktemp("trained"))
+
+
+@pytest.fixture()
+def saved(trained, tmp_path):
+    pred, rules = trained
+    out = tmp_path / "bundle"
+    save_bundle(pred, out, rules_file=rules)
+    return pred, out
+
+
+def _edit_meta(path, **changes):
+    meta = json.loads((path / "bundle.json").read_text())
+    for key, value in changes.items():
+        cur = meta
+        *parents, last = key.split(".")
+        for p in parents:
+            cur = cur[p]
+        cur[last] = value
+    (path / "bundle.json").write_text(json.dumps(meta))
+
+
+def test_layout_is_json_only(saved):
+    _, out = saved
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == ["bundle.json", "models/conv.json", "rules.json"]
+    for f in files:
+        json.loads((out / f).read_text())  # every file is JSON, nothing pickled
+    meta = json.loads((out / "bundle.json").read_text())
+    assert meta["format_version"] == FORMAT_VERSION
+    assert meta["backend"]["name"] == "ort-cpu"
+    assert meta["machine"]["cpu_model"] == machine_info()["cpu_model"]
+    assert meta["families"]["conv"]["samples"] == 80
+    assert "acc10" in meta["families"]["conv"]["heldout"]
+
+
+def test_round_trip_gives_identical_predictions(saved):
+    pred, out = saved
+    loaded = load_bundle(out)
+    graph = load_graph(small_model())
+    kernels = chain_kernels(graph)
+    a, b = pred.predict_kernels(graph, kernels), loaded.predict_kernels(graph, kernels)
+    assert [k.ms for k in a.kernels] == [k.ms for k in b.kernels]
+    assert a.total_ms == b.total_ms
+    assert [k.fallback for k in a.kernels] == [k.fallback for k in b.kernels]
+    assert loaded.models["conv"].target == pred.models["conv"].target
+    # and by path through load_predictor
+    assert load_predictor(str(out)).predict_kernels(graph, kernels).total_ms == a.total_ms
+
+
+def test_schema_version_mismatch_is_refused(saved):
+    _, out = saved
+    _edit_meta(out, schema_version=-1)
+    with pytest.raises(BundleError, match="feature-schema version -1"):
+        load_bundle(out)
+
+
+def test_format_version_mismatch_is_refused(saved):
+    _, out = saved
+    _edit_meta(out, format_version=FORMAT_VERSION + 1)
+    with pytest.raises(BundleError, match="format version"):
+        load_bundle(out)
+
+
+def test_corrupted_model_file(saved):
+    _, out = saved
+    path = out / "models" / "conv.json"
+    path.write_text(path.read_text()[:100])
+    with pytest.raises(BundleError, match="checksum"):
+        load_bundle(out)
+
+
+def test_unreadable_model_even_with_matching_checksum(saved):
+    _, out = saved
+    path = out / "models" / "conv.json"
+    path.write_text("{not json")
+    import hashlib
+
+    _edit_meta(out, **{"families.conv.sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
+    with pytest.raises(BundleError, match="cannot load the XGBoost model"):
+        load_bundle(out)
+
+
+def test_corrupted_metadata(saved):
+    _, out = saved
+    (out / "bundle.json").write_text('{"format": "nnmeter-tvm-bundle", ')
+    with pytest.raises(BundleError, match="corrupted"):
+        load_bundle(out)
+
+
+def test_missing_files(saved, tmp_path):
+    _, out = saved
+    with pytest.raises(BundleError, match="no bundle.json"):
+        load_bundle(tmp_path / "nowhere")
+    (out / "rules.json").unlink()
+    with pytest.raises(BundleError, match="rules.json is missing"):
+        load_bundle(out)
+
+
+def test_other_cpu_and_backend_version_warn(saved):
+    _, out = saved
+    _edit_meta(out, **{"machine.cpu_model": "Some Other CPU", "backend.version": "0.0.1"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = load_bundle(out)
+    text = " ".join(str(w.message) for w in caught)
+    assert "Some Other CPU" in text and "0.0.1" in text
+    assert len(loaded.warnings) == 2
+    graph = load_graph(small_model())
+    report = loaded.predict_kernels(graph, chain_kernels(graph))
+    assert any("Some Other CPU" in w for w in report.warnings)
+
+
+def test_unknown_predictor_name_lists_valid():
+    with pytest.raises(UnknownNameError, match="ort-cpu"):
+        load_predictor("no-such-backend")
+
+
+def test_overhead_recorded_and_used(saved):
+    pred, out = saved
+    loaded = load_bundle(out)
+    assert loaded.overhead["fixed_ms"] == pytest.approx(0.05)
+    graph = load_graph(small_model())
+    kernels = chain_kernels(graph)
+    report = loaded.predict_kernels(graph, kernels)
+    assert report.total_ms == pytest.approx(0.05 + sum(k.ms for k in report.kernels))
+    assert report.predictor["fixed_overhead_ms"] == pytest.approx(0.05)
+    assert np.all(np.array([k.ms for k in report.kernels]) > 0.002)

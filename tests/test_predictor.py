@@ -1,0 +1,117 @@
+"""The Predictor: fallback kernels flagged, batched == one by one, every zoo family predicted,
+the report's JSON form and the table."""
+import json
+
+import numpy as np
+import pytest
+
+from nnmeter_tvm import zoo
+from nnmeter_tvm.onnx_import import load_graph
+from nnmeter_tvm.predictors import Predictor, load_predictor
+from nnmeter_tvm.predictors.render import render_json, render_table
+
+from _predictor_helpers import chain_kernels, small_model, synthetic_conv_predictor
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return load_graph(small_model())
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return synthetic_conv_predictor(tmp_path_factory.mktemp("trained"))[0]
+
+
+def test_untrained_predictor_prices_every_kernel_on_the_flagged_fallback(graph):
+    report = Predictor("ort-cpu").predict_kernels(graph, chain_kernels(graph))
+    assert report.kernels and all(k.fallback for k in report.kernels)
+    assert all(k.ms > 0 for k in report.kernels)  # never a silent 0 ms
+    assert all(k.cost_model.startswith("fallback:generic") for k in report.kernels)
+    assert report.total_ms == pytest.approx(sum(k.ms for k in report.kernels))
+    assert any("fallback" in w for w in report.warnings)
+    d = report.to_dict()
+    assert d["fallback_kernels"] == len(report.kernels)
+    assert all(k["fallback"] for k in d["kernels"])
+
+
+def test_trained_family_is_not_fallback_others_are(graph, trained):
+    report = trained.predict_kernels(graph, chain_kernels(graph))
+    by_anchor = {k.nodes[0]: k for k in report.kernels}
+    assert not by_anchor["conv1"].fallback and by_anchor["conv1"].cost_model == "conv"
+    assert by_anchor["conv2"].fallback  # a dwconv: no dwconv model in this predictor
+    assert by_anchor["fc"].fallback
+    flagged = json.loads(render_json(report))["kernels"]
+    assert [k["fallback"] for k in flagged] == [k.fallback for k in report.kernels]
+    assert "*" in render_table(report)  # fallback rows are marked in the table
+
+
+def test_predict_many_equals_one_by_one(trained):
+    graphs = [load_graph(small_model(seed)) for seed in range(3)]
+    kernels = [chain_kernels(g) for g in graphs]
+    many = trained._predict_batch(list(zip(graphs, kernels)))
+    for g, ks, r in zip(graphs, kernels, many):
+        one = trained.predict_kernels(g, ks)
+        assert [k.ms for k in one.kernels] == pytest.approx([k.ms for k in r.kernels])
+        assert one.total_ms == pytest.approx(r.total_ms)
+
+
+def test_report_json_shape(graph, trained):
+    d = trained.predict_kernels(graph, chain_kernels(graph)).to_dict()
+    assert {"model", "predictor", "total_ms", "kernels"} <= set(d)
+    assert {"name", "type", "nodes", "ms", "fallback"} <= set(d["kernels"][0])
+    assert d["predictor"]["backend"] == "ort-cpu"
+
+
+def _partition_available():
+    try:
+        load_predictor("ort-cpu").rules  # the shipped bundle's rules, or rules/ort-cpu.json
+        return True
+    except Exception:
+        return False
+
+
+needs_partition = pytest.mark.skipif(not _partition_available(),
+                                     reason="no ort-cpu bundle and no rules/ort-cpu.json")
+
+
+@needs_partition
+@pytest.mark.parametrize("family", zoo.FAMILIES)
+def test_predict_every_zoo_family(family):
+    pred = load_predictor("ort-cpu")
+    model = zoo.generate(family, 0, 0, 32 if family != "nasbench201" else None)
+    report = pred.predict(model)
+    graph = load_graph(model)
+    covered = [n for k in report.kernels for n in k.nodes]
+    assert len(covered) == len(set(covered))
+    assert report.total_ms > 0 and np.isfinite(report.total_ms)
+    assert all(k.ms > 0 for k in report.kernels)
+    assert set(covered) <= {n.name for n in graph}
+    assert report.model
+
+
+@needs_partition
+def test_predict_accepts_path_graph_and_proto(tmp_path):
+    pred = load_predictor("ort-cpu")
+    model = zoo.generate("resnet", 0, 0, 32)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    a = pred.predict(str(path)).total_ms
+    b = pred.predict(model).total_ms
+    c = pred.predict_graph(load_graph(model)).total_ms
+    assert a == pytest.approx(b) == pytest.approx(c)
+    many = pred.predict_many([model, load_graph(model)])
+    assert [r.total_ms for r in many] == pytest.approx([a, a])
+
+
+@needs_partition
+def test_cli_predict_json(tmp_path, capsys):
+    from nnmeter_tvm.cli import main
+
+    path = tmp_path / "m.onnx"
+    path.write_bytes(zoo.generate("mobilenetv2", 0, 0, 32).SerializeToString())
+    assert main(["predict", str(path), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["total_ms"] > 0 and d["kernels"]
+    assert main(["predict", str(path)]) == 0
+    assert "predicted" in capsys.readouterr().out

@@ -1,0 +1,129 @@
+"""The builder end to end on a fake backend (synthetic times, no real measuring): it samples,
+trains, writes a bundle that loads and predicts, and a second run resumes from its sample log
+without measuring again."""
+import json
+
+import numpy as np
+import pytest
+
+from nnmeter_tvm import features
+from nnmeter_tvm.backends.base import KernelTruth, Measurement, TruthKernel, load
+from nnmeter_tvm.builder.build import BuildConfig, Builder
+from nnmeter_tvm.kernels import partition
+from nnmeter_tvm.onnx_import import load_graph
+from nnmeter_tvm.predictors import load_bundle
+from nnmeter_tvm.rules import from_dict
+
+
+def _rule(kind, ops, groups):
+    return {"name": "_".join(ops), "kind": kind, "ops": list(ops),
+            "groups": [list(g) for g in groups], "requires": [],
+            "origin": {"method": "observed", "backend": "test"}}
+
+
+RULES = {"schema": "nnmeter-tvm/rules", "schema_version": 1,
+         "backend": {"name": "ort-cpu", "version": "0"}, "machine": {}, "alpha": 0.5,
+         "date": "2026-01-01", "layout": None, "rules": [
+             _rule("pair", ("conv", "bn"), [[0, 1]]), _rule("pair", ("conv", "relu"), [[0, 1]]),
+             _rule("pair", ("dwconv", "bn"), [[0, 1]]),
+             _rule("chain", ("conv", "bn", "relu"), [[0, 1, 2]]),
+             _rule("chain", ("dwconv", "bn", "relu"), [[0, 1, 2]]),
+             _rule("chain", ("dwconv", "bn", "relu6"), [[0, 1, 2]]),
+             _rule("chain", ("conv", "bn", "relu6"), [[0, 1, 2]])]}
+
+
+class FakeBackend:
+    """Kernel time = 0.002 ms + FLOPs / 1e9 + bytes / 4e9; a model adds 0.03 ms per run."""
+
+    name = "ort-cpu"
+    config = None
+
+    def __init__(self):
+        self.rules = from_dict(RULES)
+        self.truth_calls = 0
+        self.measure_calls = 0
+
+    def version(self):
+        return "fake"
+
+    def _kernels(self, model):
+        graph = load_graph(load(model).proto)
+        out = []
+        for k in partition(graph, self.rules):
+            family, raw = features.kernel_config(k, graph)
+            x = features.encode(family, raw[None], exact=True)[0]
+            names = features.feature_names(family)
+            flops = x[names.index("flops")]
+            moved = sum(x[names.index(c)] for c in ("bytes_in", "bytes_weight", "bytes_out"))
+            out.append(TruthKernel(k.name, k.type, tuple(k.nodes), k.inserted,
+                                   0.002 + flops / 1e9 + moved / 4e9))
+        return out
+
+    def truth(self, model, timed=True):
+        self.truth_calls += 1
+        return KernelTruth("ort-cpu", "fake", "m", tuple(self._kernels(model)), (), True)
+
+    def measure(self, model, store=None, key=None, **kw):
+        self.measure_calls += 1
+        ms = 0.03 + sum(k.ms for k in self._kernels(model))
+        m = Measurement("ort-cpu", "fake", key, ms, ms, ms, 30, 0.5, 0.0, 0, 1, {}, "now")
+        if store is not None:
+            store.add(m)
+        return m
+
+
+@pytest.fixture()
+def setup(tmp_path, monkeypatch):
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps(RULES))
+    monkeypatch.setattr("nnmeter_tvm.predictors.bundle.backend_version", lambda b: "fake")
+    cfg = BuildConfig.for_backend("ort-cpu", minutes=5, input_size=32, prior_per_family=1,
+                                  insitu_per_family=1, calib_per_family=1, initial_samples=24,
+                                  round_samples=8, near_per_bad=2, max_rounds=1,
+                                  max_samples=400, families=("resnet", "mobilenetv2"),
+                                  train_rounds=20, repeats=2)
+    return cfg, rules, tmp_path
+
+
+def _builder(cfg, rules, tmp_path, backend):
+    b = Builder(cfg, store=tmp_path / "samples.jsonl", backend=backend, rules_file=rules)
+    b.measure_store = tmp_path / "measure.sqlite"
+    return b
+
+
+def test_build_writes_a_loadable_bundle_and_resumes(setup):
+    cfg, rules, tmp = setup
+    backend = FakeBackend()
+    result = _builder(cfg, rules, tmp, backend).run(tmp / "bundle")
+    assert 0 < result.samples <= cfg.max_samples
+    assert backend.truth_calls > 0 and backend.measure_calls == 2
+    pred = load_bundle(tmp / "bundle")
+    assert "conv" in pred.models
+    meta = json.loads((tmp / "bundle" / "bundle.json").read_text())
+    assert meta["build"]["kernel_samples"] == result.samples
+    assert meta["families"]["conv"]["heldout"]["n"] > 0
+    assert meta["overhead"]["fixed_ms"] == pytest.approx(0.03, abs=0.02)
+    graph = load_graph(__import__("nnmeter_tvm.zoo", fromlist=["x"]).generate("resnet", 0, 0, 32))
+    report = pred.predict_graph(graph)
+    truth = 0.03 + sum(k.ms for k in backend._kernels(
+        __import__("nnmeter_tvm.zoo", fromlist=["x"]).generate("resnet", 0, 0, 32)))
+    assert report.total_ms == pytest.approx(truth, rel=0.5)
+
+    again = FakeBackend()
+    second = _builder(cfg, rules, tmp, again).run(tmp / "bundle2")
+    assert again.measure_calls == 0  # whole-model times come from the store
+    # the sample log is reused: nothing measured again for the units already done
+    assert second.samples >= result.samples
+    lines = [json.loads(x) for x in (tmp / "samples.jsonl").read_text().splitlines()]
+    units = [x["unit"] for x in lines if x["type"] == "unit"]
+    assert len(units) == len(set(units))
+
+
+def test_samples_stay_within_the_budget(setup):
+    cfg, rules, tmp = setup
+    from dataclasses import replace
+
+    cfg = replace(cfg, max_samples=120, families=("resnet",))
+    result = _builder(cfg, rules, tmp, FakeBackend()).run(tmp / "bundle")
+    assert result.measurements <= 120 and result.samples <= result.measurements
+    assert np.isfinite(load_bundle(tmp / "bundle").overhead["fixed_ms"])

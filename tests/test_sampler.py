@@ -1,0 +1,97 @@
+"""The sampler: draws from the prior, stays inside its bounds, never repeats a spec; the kernel
+models it measures contain exactly the spec they were written for."""
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from nnmeter_tvm.builder.kernel_models import build_model, rescale, spec_from_kernel, spec_key
+from nnmeter_tvm.builder.sampler import Sampler, in_bounds
+from nnmeter_tvm.onnx_import import load_graph
+
+from _predictor_helpers import chain_kernels
+
+CONV = {"kind": "conv", "cin": 32, "cout": 64, "h": 28, "w": 28, "k": 3, "s": 2, "groups": 1,
+        "pad": 1, "bias": False, "epi": ["bn", "relu"]}
+DW = {"kind": "conv", "cin": 48, "cout": 48, "h": 14, "w": 14, "k": 5, "s": 1, "groups": 48,
+      "pad": 2, "bias": False, "epi": ["bn", "relu6"]}
+GCONV = {"kind": "conv", "cin": 64, "cout": 128, "h": 14, "w": 14, "k": 3, "s": 1, "groups": 8,
+         "pad": 1, "bias": False, "epi": ["bn", "add", "relu"]}
+OTHERS = [
+    {"kind": "gemm", "cin": 128, "cout": 10, "epi": []},
+    {"kind": "pool", "op": "maxpool", "c": 16, "h": 32, "w": 32, "k": 3, "s": 2, "pad": 1, "ceil": 0},
+    {"kind": "gpool", "c": 40, "h": 7, "w": 7},
+    {"kind": "unary", "c": 24, "h": 16, "w": 16, "epi": ["hardswish"]},
+    {"kind": "binary", "op": "mul", "c": 24, "h": 16, "w": 16, "bc": True, "epi": []},
+    {"kind": "concat", "cs": [16, 24, 8], "h": 8, "w": 8},
+    {"kind": "split", "sizes": [12, 12], "h": 8, "w": 8},
+]
+ALL = [CONV, DW, GCONV] + OTHERS
+
+
+def test_near_stays_in_bounds_and_keeps_hw_kernel_stride():
+    s = Sampler([CONV, DW, GCONV], seed=1)
+    for source in (CONV, DW, GCONV):
+        out = s.near(source, 20)
+        assert out, source
+        for spec in out:
+            assert in_bounds(source, spec)
+            assert (spec["h"], spec["w"], spec["k"], spec["s"], spec["pad"], spec["epi"]) == \
+                (source["h"], source["w"], source["k"], source["s"], source["pad"], source["epi"])
+            assert 0.5 * source["cin"] - source["groups"] <= spec["cin"] <= 1.2 * source["cin"] + source["groups"]
+            if source is DW:
+                assert spec["groups"] == spec["cin"] == spec["cout"]  # depthwise stays depthwise
+            if source is GCONV:
+                assert spec["groups"] == 8 and spec["cin"] % 8 == 0 and spec["cout"] % 8 == 0
+
+
+def test_in_bounds_rejects_changed_shape():
+    assert not in_bounds(CONV, dict(CONV, h=56))
+    assert not in_bounds(CONV, dict(CONV, cin=100))
+    assert not in_bounds(CONV, dict(CONV, k=5))
+
+
+def test_no_duplicates_across_draws():
+    s = Sampler(Counter({spec_key(CONV): 5, spec_key(DW): 2, spec_key(OTHERS[0]): 1}), seed=0)
+    drawn = s.initial(30)
+    drawn += s.near(CONV, 40) + s.near(CONV, 40) + s.near(DW, 40)
+    keys = [spec_key(d) for d in drawn]
+    assert len(keys) == len(set(keys))
+    assert spec_key(CONV) in keys  # the prior's own specs come first
+
+
+def test_marked_specs_are_not_drawn_again():
+    s = Sampler([CONV], seed=0)
+    s.mark([CONV])
+    assert spec_key(CONV) not in {spec_key(d) for d in s.initial(5)}
+
+
+def test_seeded():
+    a = Sampler([CONV, DW], seed=3).initial(10)
+    b = Sampler([CONV, DW], seed=3).initial(10)
+    assert a == b
+
+
+@pytest.mark.parametrize("spec", ALL, ids=lambda s: s["kind"] + "-" + "-".join(s.get("epi", [])))
+def test_kernel_model_round_trip(spec):
+    """A spec written as a model reads back as the same spec from its kernel."""
+    graph = load_graph(build_model([spec], seed=0))
+    kernels = [k for k in chain_kernels(graph) if k.anchor.startswith("k0.")]
+    specs = [spec_from_kernel(k, graph) for k in kernels]
+    if spec["kind"] in ("conv",) and "add" in spec["epi"]:
+        # the stand-in partition stops at the add (binary); the real partition fuses it
+        assert specs[0]["kind"] == "conv"
+        return
+    assert spec in specs
+
+
+def test_packed_model_holds_each_spec_in_its_scope():
+    graph = load_graph(build_model(ALL, seed=0))
+    for i in range(len(ALL)):
+        assert any(n.name.startswith(f"k{i}.") for n in graph)
+
+
+def test_rescale_is_seeded():
+    assert rescale(CONV, np.random.default_rng(0)) == rescale(CONV, np.random.default_rng(0))
+    json.dumps(rescale(CONV, np.random.default_rng(0)))
