@@ -187,6 +187,27 @@ def test_ort_truth_two_convs_stay_two_kernels(ort):
     assert set(kernel_with(truth, "a").nodes) == {"a", "r"}
 
 
+def test_ort_truth_conv_left_apart_from_add_by_nchwc(ort):
+    """x(18ch) -> conv a -> bn -> {relu -> y1; conv b -> bn -> add(+a) -> relu y}.  With the
+    NCHWc stage on, onnxruntime skips Conv+Add+Relu fusion for conv b (it will be NCHWc), and
+    the NCHWc stage cannot take the Add (a stays plain): Conv, Add and Relu run apart."""
+    nodes, inits = chain(conv("x", "a", 18, 32), bn("a", "an", 32),
+                         (node("Relu", ["an"], ["y1"]), {}),
+                         conv("an", "b", 32, 32), bn("b", "bn", 32),
+                         (node("Add", ["an", "bn"], ["s"]), {}), (node("Relu", ["s"], ["y"]), {}))
+    model = make_model(nodes, [("x", (1, 18, 8, 8))],
+                       [("y", (1, 32, 8, 8)), ("y1", (1, 32, 8, 8))], inits)
+    truth = ort.truth(model, timed=False)
+    assert set(kernel_with(truth, "a").nodes) == {"a", "an"}
+    assert set(kernel_with(truth, "b").nodes) == {"b", "bn"}
+    assert kernel_with(truth, "s").nodes == ("s",)
+    assert kernel_with(truth, "y").nodes == ("y",)
+    assert kernel_with(truth, "y1").nodes == ("y1",)
+    inserted = [k for k in truth.kernels if k.inserted]
+    assert {k.op_type for k in inserted} <= {"ReorderInput", "ReorderOutput"}
+    assert_accounted(truth, model)
+
+
 # ---- measurement ------------------------------------------------------------------------
 
 def test_measure_records_statistics_and_context(ort, tmp_path):

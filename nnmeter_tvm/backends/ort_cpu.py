@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import BackendError
 from . import protocol
 from .base import Backend, KernelTruth, Runner, TruthKernel, load, make_inputs
-from .ort_truth import map_kernels, node_detail
+from .ort_truth import G1_DISABLED_OPTIMIZERS, map_kernels, node_detail
 
 PROFILED_RUNS = 15       # profiled runs kept for per-kernel times (after PROFILE_WARMUP)
 PROFILE_WARMUP = 3
@@ -101,7 +101,7 @@ class OrtCpu(Backend):
             g1_path, g2_path = os.path.join(tmp, "g1.onnx"), os.path.join(tmp, "g2.onnx")
             try:
                 self._session(loaded, optimized_model_filepath=g1_path,
-                              disabled_optimizers=["NchwcTransformer"])
+                              disabled_optimizers=list(G1_DISABLED_OPTIMIZERS))
             except BackendError:   # a build without that transformer: one stage only
                 g1_path = g2_path
             extra = {"optimized_model_filepath": g2_path}

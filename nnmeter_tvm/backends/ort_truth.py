@@ -25,12 +25,20 @@ G2 node replaces was fused into the G2 node whose output its consumers now read.
 Every original node ends up in exactly one kernel or in ``eliminated`` (Identity, Dropout,
 constant-folded shape arithmetic, dead code).  Kernels that share an original node (one
 original node run as several ORT nodes) are merged into one kernel.
+
+G1 is written with ``ConvAddActivationFusion`` disabled too (``G1_DISABLED_OPTIMIZERS``): with
+the NCHWc stage on, onnxruntime skips that fusion for convs it will convert to NCHWc, and the
+NCHWc stage may then leave the Add apart (e.g. its other input is in the plain layout).  A G1
+FusedConv(Conv+Add+Relu) would then stand for three executed kernels, none replacing it by
+name.  Without it G1 is finer than G2, and stage B's absorption re-fuses wherever G2 fused.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
+#: what the G1 session disables (names unknown to an onnxruntime build are ignored)
+G1_DISABLED_OPTIMIZERS = ("NchwcTransformer", "ConvAddActivationFusion")
 _NCHWC_NAME = re.compile(r"^(?P<tensor>.+?)(?:_bn|_mul)?_nchwc(?:_token_\d+)?$")
 _SHAPE_OPS = {"Shape", "Size"}
 _NO_OPS = {"Identity", "Dropout"}     # removed by onnxruntime at inference
