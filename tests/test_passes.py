@@ -110,8 +110,10 @@ def test_attributes_before_fuseops_and_semantics_unchanged():
     mod = relax_module("mobilenetv3", "pre")
     out = NNMeterEstimate(predictor("ort-cpu"))(mod)
     rows = list(out.attrs["nnmeter.kernels"])
-    assert rows and all(r["bindings"] and r["nnmeter.kernel"] and r["nnmeter.latency_ms"] > 0
-                        for r in rows)
+    # a layout kernel the backend inserts (onnxruntime's NCHWc reorders) has no Relax binding
+    assert rows and all((r["bindings"] or r["nnmeter.kernel"] == "reorder")
+                        and r["nnmeter.kernel"] and r["nnmeter.latency_ms"] > 0 for r in rows)
+    assert any(r["bindings"] for r in rows)
     assert out.attrs["nnmeter.total_latency_ms"] > 0
     # Before/Expected: the pass adds attributes and changes no function
     for gv in mod.get_global_vars():
