@@ -137,40 +137,93 @@ def allocate_trials(tasks, total_trials: int, predictor="tvm-llvm", mod=None,
 
 
 def tune_pruned(mod, target, work_dir: str, total_trials: int, predictor="tvm-llvm",
-                keep: float = 0.95, params=None, num_trials_per_iter: int = 16, seed: int = 0):
+                keep: float = 0.95, params=None, num_trials_per_iter: int = 16, seed: int = 0,
+                tasks=None, space="post-order-apply", strategy="evolutionary", cost_model="xgb",
+                builder=None, runner=None, database=None):
     """Tune the pruned tasks with trials in proportion to predicted latency; returns the
-    MetaSchedule database (compile with ``meta_schedule.relax_integration.compile_relax``)."""
+    MetaSchedule database (compile with ``meta_schedule.relax_integration.compile_relax``).
+
+    ``tasks``: tasks already extracted with :func:`extract_tasks` (else they are extracted here).
+    ``space``, ``strategy``, ``cost_model``, ``builder``, ``runner``: as for MetaSchedule's
+    ``tune_tasks`` (one cost model, builder and runner serve every task; the default builder is
+    :func:`local_builder`)."""
     from tvm.s_tir import meta_schedule as ms
 
-    tasks = prune_tasks(extract_tasks(mod, target, predictor, params), predictor, keep)
+    if tasks is None:
+        tasks = extract_tasks(mod, target, predictor, params)
+    tasks = prune_tasks(tasks, predictor, keep)
     trials = allocate_trials(tasks, total_trials, predictor,
                              min_trials=min(num_trials_per_iter, total_trials // max(len(tasks), 1)) or 1)
-    database = ms.database.JSONDatabase(work_dir=work_dir)
-    builder, runner = ms.builder.LocalBuilder(), ms.runner.LocalRunner()
+    database = database or ms.database.JSONDatabase(work_dir=work_dir)
+    builder = builder or local_builder()
+    runner = runner or ms.runner.LocalRunner()
     for task, n in zip(tasks, trials):
-        contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-            [task], work_dir, space=space_generator(), seed=seed)
+        contexts, weights = tune_contexts([task], work_dir, space, strategy, seed)
         if not contexts:
             continue
+        if isinstance(cost_model, str):  # one model for every task, as tune_tasks has for its tasks
+            cost_model = ms.cost_model.CostModel.create(
+                cost_model, num_tuning_cores=contexts[0].num_threads, tree_method="auto")
         ms.tune_tasks(tasks=contexts, task_weights=weights, work_dir=work_dir,
                       max_trials_global=n, num_trials_per_iter=min(num_trials_per_iter, n),
-                      builder=builder, runner=runner, database=database)
+                      builder=builder, runner=runner, database=database, cost_model=cost_model)
     return database
 
 
-# MetaSchedule's default CPU mutators, less the two whose initialisation segfaults in the
-# apache-tvm 0.27.0.post1 wheel (MutateComputeLocation, MutateParallel: a crash in
-# tvm::ffi::ToJSONGraph when a TuneContext is made); the remaining probabilities are as TVM has them
-SAFE_MUTATORS = ("s_tir.meta_schedule.MutateTileSize", "s_tir.meta_schedule.MutateUnroll")
+def tune_contexts(tasks, work_dir: str, space="post-order-apply", strategy="evolutionary",
+                  seed: int = 0):
+    """``meta_schedule.relax_integration.extracted_tasks_to_tune_contexts``, but each task's
+    random state is drawn from ``seed`` and the task's name, not from its position in ``tasks``:
+    a task is searched alike whichever other tasks are tuned with it (so that tuning all tasks
+    and tuning the pruned ones differ only in which tasks are tuned)."""
+    import zlib
+
+    from tvm.s_tir import meta_schedule as ms
+
+    contexts, weights = [], []
+    for task in tasks:
+        task_seed = (seed * 1_000_003 + zlib.crc32(task.task_name.encode())) % (2**31 - 1)
+        c, w = ms.relax_integration.extracted_tasks_to_tune_contexts(
+            [task], work_dir, space=space, strategy=strategy, seed=task_seed)
+        contexts += c
+        weights += w
+    return contexts, weights
+
+
+def build_llvm(mod, target, _params=None):
+    """MetaSchedule's ``LocalBuilder`` build function less its ``import tvm.s_tir.tensor_intrin``.
+
+    The default one imports every tensor intrinsic (CUDA, ROCm, Hexagon, ARM, x86) in each fresh
+    builder process, and the builder starts fresh processes for every batch: ~25 s of CPU per
+    batch, past the builder's 30 s timeout on a busy 2-core machine, so every candidate failed
+    with ``LocalBuilder: Timeout``.  Float32 llvm schedules use no tensor intrinsic (one that did
+    would fail to build here, visibly, not silently)."""
+    from tvm.driver import build as tvm_build
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
+    return tvm_build(mod, target=target)
+
+
+def local_builder(**kwargs):
+    """``meta_schedule.builder.LocalBuilder`` with :func:`build_llvm` as its build function."""
+    from tvm.s_tir import meta_schedule as ms
+
+    return ms.builder.LocalBuilder(f_build=build_llvm, **kwargs)
 
 
 def space_generator():
-    """MetaSchedule's post-order-apply space for llvm with the mutators that work here."""
+    """MetaSchedule's default post-order-apply space for llvm (schedule rules, postprocessors
+    and mutators as TVM has them).
+
+    An earlier version dropped the MutateComputeLocation and MutateParallel mutators: with
+    apache-tvm-ffi 0.1.15.x under the apache-tvm 0.27.0.post1 wheel, ``tvm::ffi::ToJSONGraph``
+    segfaults on IR nodes, which crashed MetaSchedule.  That is a package-version mismatch
+    (it works with apache-tvm-ffi 0.1.13.post3 to 0.1.14.post1; pin ``apache-tvm-ffi<0.1.15``), not
+    something to work around here."""
     from tvm.s_tir import meta_schedule as ms
 
-    probs = {m: p for m, p in ms.mutator.Mutator.create("llvm").items()
-             if str(m).split("(")[0] in SAFE_MUTATORS}
-    return ms.space_generator.PostOrderApply(sch_rules="llvm", postprocs="llvm", mutator_probs=probs)
+    return ms.space_generator.PostOrderApply(sch_rules="llvm", postprocs="llvm", mutator_probs="llvm")
 
 
 def prepare(mod, target=None, fuse_tir: bool = True):
