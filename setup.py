@@ -31,7 +31,7 @@ setup(
         "nnmeter_tvm.rules",
     ],
     package_dir={"nnmeter_tvm.passes": "passes", "nnmeter_tvm.rules": "rules"},
-    package_data={"nnmeter_tvm.rules": ["*.json"], "nnmeter_tvm.predictors": ["bundles/*/*"],
+    package_data={"nnmeter_tvm.rules": ["*.json"], "nnmeter_tvm.predictors": ["bundles/*/*.json", "bundles/*/models/*.json"],
                   "nnmeter_tvm.zoo": ["examples/*.onnx"]},
     ext_modules=[ext],
     cmdclass={"build_ext": build_ext},

@@ -89,6 +89,8 @@ def main(argv=None) -> int:
     p.add_argument("--input-size", type=int, default=None)
     p.add_argument("--timeout", type=float, default=120.0)
     p.add_argument("--store", default=None, help="measurement store (SQLite)")
+    p.add_argument("--run", default="", help="tag of this measuring run in the store keys "
+                   "(a new tag measures again, e.g. after a disturbed run)")
     p.add_argument("--cached-only", action="store_true",
                    help="score only the models already in the measurement store")
     p.add_argument("--oracle-kernels", action="store_true",
@@ -116,7 +118,7 @@ def main(argv=None) -> int:
     items, graphs = [], {}
     for family in families:
         for i in range(args.variants):
-            key = f"acc:{family}:0:{i}:{size or 'default'}"
+            key = f"acc{args.run}:{family}:0:{i}:{size or 'default'}"
             model = zoo.generate(family, 0, i, size)
             items.append((key, model))
             graphs[key] = (family, load_graph(model))

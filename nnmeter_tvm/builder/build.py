@@ -58,6 +58,7 @@ class BuildConfig:
     min_runs: int = 10              # kernel-model profiling: runs and time per model
     min_time_s: float = 0.15
     repeats: int = 3                # profiles per model; per-kernel median across them
+    calib_run: str = "2"            # tag of the calibration measurements in the store
     families: tuple | None = None   # zoo families to draw from (None: all)
     train_rounds: int = 200         # trees per family in the final fit
 
@@ -67,6 +68,7 @@ class BuildConfig:
             # untuned TVM kernels are 10-100x slower and every model compiles: small shapes
             "input_size": 64, "prior_per_family": 2, "insitu_per_family": 1, "initial_samples": 400, "round_samples": 120,
             "max_rounds": 2, "pack_flops": 2e8, "pack_max": 24, "max_samples": 2500, "repeats": 1,
+            "calib_run": "",
             "min_runs": 5, "min_time_s": 0.1}}
         if backend not in base:
             raise unknown_name("backend", backend, base)
@@ -479,7 +481,7 @@ class Builder:
             unit = self.log.units.get(f"zoo:{family}:{cfg.zoo_seed}:{index}:{cfg.input_size}")
             if not unit or not unit["kernels"]:
                 continue
-            key = f"build-calib:{family}:{cfg.zoo_seed}:{index}:{cfg.input_size}"
+            key = f"build-calib{cfg.calib_run}:{family}:{cfg.zoo_seed}:{index}:{cfg.input_size}"
             m = store.get(cfg.backend, key, backend_version=self.log.context["backend_version"])
             if m is None:
                 if self._left() < -180:  # well past the deadline: fit on what we have

@@ -110,8 +110,8 @@ def train_family(family: str, x, ms, keys=None, feature_names=(), seed: int = 0,
 
 # ---- whole-model overhead -----------------------------------------------------------------------
 def fit_overhead(measured, kernel_sum, n_kernels) -> dict:
-    """Fit ``measured ≈ fixed + per_kernel * n + scale * kernel_sum`` on whole models (all
-    coefficients >= 0).
+    """Fit ``measured ≈ fixed + per_kernel * n + scale * kernel_sum`` on whole models
+    (``fixed >= 0``).
 
     Three nested forms are scored by leave-one-out ±10 % accuracy, then RMSPE (ties: the
     simpler form):
@@ -130,7 +130,7 @@ def fit_overhead(measured, kernel_sum, n_kernels) -> dict:
     }
     best = None
     for name, fit in forms.items():
-        if len(y) < 3 + list(forms).index(name):
+        if len(y) < 2 + list(forms).index(name):  # leave-one-out needs one spare model
             continue
         hits, errs = [], []
         for i in range(len(y)):
@@ -160,10 +160,13 @@ def _coef(name: str, sol) -> dict:
 
 
 def _lsq(a, b, y):
-    """Non-negative least squares on relative error (rows divided by the measured time y):
-    overheads below zero would price kernels below zero."""
-    from ..predictors.fallback import _nnls
-
+    """Least squares on relative error (rows divided by the measured time y).  The per-run
+    overhead (column 0) is kept >= 0; the per-kernel term may be negative: a profiler counts
+    a little of its own cost in every kernel it times, which the whole-model run does not pay
+    (the predictor floors each kernel's time, see ``Predictor``)."""
     a = a / y[:, None]
-    scale = np.maximum(np.abs(a).max(axis=0), 1e-30)
-    return _nnls(a / scale, b / y) / scale
+    sol, *_ = np.linalg.lstsq(a, b / y, rcond=None)
+    if sol[0] < 0:
+        rest, *_ = np.linalg.lstsq(a[:, 1:], b / y, rcond=None)
+        sol = np.concatenate([[0.0], rest])
+    return sol

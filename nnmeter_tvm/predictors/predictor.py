@@ -8,7 +8,9 @@ from the generic FLOPs/bytes model (:mod:`.fallback`), and then the kernel is fl
 per-kernel dispatch cost, and ``scale`` corrects kernel times taken from a profiler; all three
 are fitted on whole models when the bundle was built (0, 0, 1 without a bundle).
 Each kernel's reported ``ms`` includes its dispatch overhead; the fixed per-run overhead is in
-``report.predictor["fixed_overhead_ms"]`` and in ``total_ms``.
+``report.predictor["fixed_overhead_ms"]`` and in ``total_ms``.  The per-kernel term may be
+negative (profiler times include a little profiling cost per kernel); a kernel is never priced
+below ``KERNEL_FLOOR`` times its cost-model time.
 
 A ``Predictor`` with no trained models is valid: every kernel is then priced by the fallback.
 """
@@ -20,6 +22,9 @@ from ..graph import Graph
 from ..report import KernelPrediction, Report
 from .cost_model import from_target
 from .fallback import GenericModel, generic_stats, kernel_stats
+
+
+KERNEL_FLOOR = 0.25  # fraction of its cost-model time below which no kernel is priced
 
 
 class Predictor:
@@ -184,7 +189,9 @@ class Predictor:
         info = self.info
         reports = []
         for (graph, kernels), k_ms, k_fb, k_names in zip(items, ms, fb, names):
-            k_ms = scale * k_ms + per_kernel
+            # a (negative) per-kernel correction never takes a kernel below a quarter of its
+            # cost-model time
+            k_ms = np.maximum(scale * k_ms + per_kernel, KERNEL_FLOOR * k_ms)
             preds = tuple(
                 KernelPrediction(k.name, k.type, tuple(k.nodes), float(t), bool(f), n)
                 for k, t, f, n in zip(kernels, k_ms, k_fb, k_names))
