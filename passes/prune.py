@@ -19,6 +19,7 @@ ignores: tasks that are already scheduled (MetaSchedule skips them too).
 from __future__ import annotations
 
 import math
+import sys
 
 from ..errors import NNMeterError
 
@@ -206,9 +207,15 @@ def build_llvm(mod, target, _params=None):
 
 
 def local_builder(**kwargs):
-    """``meta_schedule.builder.LocalBuilder`` with :func:`build_llvm` as its build function."""
+    """``meta_schedule.builder.LocalBuilder`` with :func:`build_llvm` as its build function.
+
+    The builder's worker processes start with ``python -m`` in the caller's directory, where
+    ``nnmeter_tvm`` may resolve to a source checkout without ``passes`` (it is installed from
+    the top-level ``passes/``); so this module's functions travel by value, not by import."""
+    import cloudpickle
     from tvm.s_tir import meta_schedule as ms
 
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
     return ms.builder.LocalBuilder(f_build=build_llvm, **kwargs)
 
 
