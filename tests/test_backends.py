@@ -349,3 +349,45 @@ def test_cli_truth_json(tmp_path, capsys, private_lock):
     k = [k for k in out["kernels"] if "c" in k["nodes"]][0]
     assert set(k) == {"name", "op_type", "nodes", "inserted", "ms", "detail"}
     assert set(k["nodes"]) == {"c", "y"}
+
+
+# ---- onnxruntime profiler times -------------------------------------------------------------
+
+def test_profiler_times_use_the_kept_runs_and_resolve_below_a_microsecond():
+    """Per node: only the last ``last_runs`` runs count (earlier ones warmed up or belonged to
+    a drifted attempt), and their interquartile mean resolves what whole microseconds cannot."""
+    from types import SimpleNamespace
+
+    from nnmeter_tvm.backends.ort_cpu import _node_times
+
+    g2 = SimpleNamespace(node=[SimpleNamespace(name="a", op_type="Conv"),
+                               SimpleNamespace(name="", op_type="ReorderInput")])
+    durs_a = [90, 95] + [3, 4, 3, 4, 3, 4, 3, 4]    # two slow warm-up runs, then 3-4 µs
+    durs_r = [50, 50] + [2] * 8
+    events = []
+    for da, dr in zip(durs_a, durs_r):
+        events.append({"cat": "Node", "name": "a_kernel_time", "dur": da})
+        events.append({"cat": "Node", "name": "ReorderInput_token_7_kernel_time", "dur": dr,
+                       "args": {"op_name": "ReorderInput"}})
+    events.append({"cat": "Session", "name": "model_run", "dur": 1000})
+    times = _node_times(events, g2, last_runs=8)
+    assert times[0] == pytest.approx(0.0035)
+    assert times[1] == pytest.approx(0.002)
+
+
+def test_ort_truth_profiles_several_sessions(ort, monkeypatch):
+    """Kernel times are the median over ``profile_sessions`` fresh sessions."""
+    from nnmeter_tvm.backends import ort_cpu
+
+    calls = []
+    real = ort_cpu.OrtCpu._profile_session
+
+    def counting(self, loaded, g2, prefix):
+        calls.append(prefix)
+        return real(self, loaded, g2, prefix)
+
+    monkeypatch.setattr(ort_cpu.OrtCpu, "_profile_session", counting)
+    monkeypatch.setattr(ort, "profile_sessions", 3)
+    truth = ort.truth(conv_relu())
+    assert len(set(calls)) == 3
+    assert all(k.ms is not None and k.ms > 0 for k in truth.kernels if not k.inserted)

@@ -143,3 +143,43 @@ def test_overhead_recorded_and_used(saved):
     assert report.total_ms == pytest.approx(0.05 + sum(k.ms for k in report.kernels))
     assert report.predictor["fixed_overhead_ms"] == pytest.approx(0.05)
     assert np.all(np.array([k.ms for k in report.kernels]) > 0.002)
+
+
+def test_logratio_target_round_trips_and_extrapolates(tmp_path):
+    """A ``logratio`` model keeps its baseline in the bundle and, past the largest sample,
+    grows with the work; a plain ``log`` model stays at the edge sample's time."""
+    from nnmeter_tvm import features
+    from nnmeter_tvm.builder.training import train_family
+    from nnmeter_tvm.predictors import Predictor
+
+    rng = np.random.default_rng(1)
+    width = len(features.raw_fields("conv"))
+
+    def conv_rows(channels):
+        rows = []
+        for c in channels:
+            row = [1, c, 16, 16, c, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0]
+            rows.append(row + [0] * (width - len(row) - 1) + [4])
+        return features.encode("conv", np.array(rows, dtype=np.float64))
+
+    x = conv_rows(rng.integers(8, 64, 60))
+    flops = x[:, features.feature_names("conv").index("flops")]
+    ms = 0.005 + flops / 2e7
+    names = features.feature_names("conv")
+    big = conv_rows([256])  # 16x the FLOPs of the largest sample
+    true_big = 0.005 + big[0, names.index("flops")] / 2e7
+    fits = {t: train_family("conv", x, ms, feature_names=names, rounds=40, targets=(t,)).model
+            for t in ("log", "logratio")}
+    assert fits["logratio"].target == "logratio" and fits["logratio"].baseline is not None
+    assert abs(fits["logratio"].predict(big)[0] / true_big - 1) < 0.10
+    assert fits["log"].predict(big)[0] < 0.2 * true_big
+    rules = tmp_path / "rules.json"
+    rules.write_text('{"backend": "ort-cpu", "rules": []}\n')
+    pred = Predictor("ort-cpu", models={"conv": fits["logratio"]}, rules_file=rules)
+    save_bundle(pred, tmp_path / "b", rules_file=rules)
+    meta = json.loads((tmp_path / "b" / "bundle.json").read_text())
+    assert meta["families"]["conv"]["baseline"]["c_flop"] > 0
+    loaded = load_bundle(tmp_path / "b")
+    assert loaded.models["conv"].predict(big) == pytest.approx(pred.models["conv"].predict(big))
+    assert loaded._cost_models({"conv": big})["conv"] == pytest.approx(
+        pred.models["conv"].predict(big))

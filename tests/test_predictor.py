@@ -85,7 +85,8 @@ def test_predict_every_zoo_family(family):
     covered = [n for k in report.kernels for n in k.nodes]
     assert len(covered) == len(set(covered))
     assert report.total_ms > 0 and np.isfinite(report.total_ms)
-    assert all(k.ms > 0 for k in report.kernels)
+    assert all(k.ms > 0 for k in report.kernels if k.cost_model != "view")
+    assert all(k.ms == 0 for k in report.kernels if k.cost_model == "view")
     assert set(covered) <= {n.name for n in graph}
     assert report.model
 
@@ -115,3 +116,21 @@ def test_cli_predict_json(tmp_path, capsys):
     assert d["total_ms"] > 0 and d["kernels"]
     assert main(["predict", str(path)]) == 0
     assert "predicted" in capsys.readouterr().out
+
+
+def test_views_cost_nothing_not_even_dispatch(trained):
+    """A duplicate the backend merges (cse) runs as no kernel: 0 ms, no per-kernel overhead,
+    not flagged as a fallback; the other kernels are priced as without it."""
+    from dataclasses import replace
+
+    graph = load_graph(small_model())
+    kernels = chain_kernels(graph)
+    plain = trained.predict_kernels(graph, kernels)
+    as_view = [replace(k, attrs={"view": True}) if k.nodes[0] == "flat" else k for k in kernels]
+    report = trained.predict_kernels(graph, as_view)
+    view = next(k for k in report.kernels if k.nodes[0] == "flat")
+    assert view.ms == 0.0 and view.cost_model == "view" and not view.fallback
+    others = [k.ms for k in report.kernels if k.nodes[0] != "flat"]
+    assert others == pytest.approx([k.ms for k in plain.kernels if k.nodes[0] != "flat"])
+    assert report.total_ms == pytest.approx(plain.total_ms - next(
+        k.ms for k in plain.kernels if k.nodes[0] == "flat"))

@@ -142,7 +142,9 @@ def test_real_onnxruntime_conv_relu_fuses_and_relu_conv_does_not():
     from nnmeter_tvm.backends import ProtocolConfig, get_backend
 
     backend = get_backend("ort-cpu", config=ProtocolConfig(min_time_s=0.3, warmup_s=0.1))
-    tester = RuleTester(backend, shapes=(CaseShape(32, 56),), prefix=None, observe=False)
+    # few channels, large HW: the relu (what fusion saves) costs about as much as the 1x1
+    # conv, so the saving is several times the run-to-run noise of the three timings
+    tester = RuleTester(backend, shapes=(CaseShape(8, 112),), prefix=None, observe=False)
     conv = Template("conv", tuple(sorted(dict(default_template("conv").params, kernel_shape=(1, 1),
                                              pads=(0, 0, 0, 0)).items())))
     relu = default_template("relu")

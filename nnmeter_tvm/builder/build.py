@@ -48,7 +48,7 @@ class BuildConfig:
     input_size: int | None = None   # zoo input size (None: each family's default)
     prior_per_family: int = 3       # zoo models partitioned for the prior (no measuring)
     insitu_per_family: int = 1      # of those, profiled on the backend (~100 kernels each)
-    calib_per_family: int = 1       # whole models timed to fit the overhead (the in-situ ones)
+    calib_per_family: int = 3       # whole models timed to fit the overhead (in-situ ones first)
     initial_samples: int = 900      # specs drawn from the prior before the adaptive rounds
     near_per_bad: int = 4           # new specs around each bad held-out configuration
     round_samples: int = 300        # at most this many new specs per adaptive round
@@ -56,8 +56,8 @@ class BuildConfig:
     pack_flops: float = 4e8         # specs per kernel model: up to this many FLOPs ...
     pack_max: int = 12              # ... and at most this many specs
     min_runs: int = 10              # kernel-model profiling: runs and time per model
-    min_time_s: float = 0.15
-    repeats: int = 3                # profiles per model; per-kernel median across them
+    min_time_s: float = 0.1
+    repeats: int = 3                # sessions profiled per model; per-kernel median across them
     calib_run: str = "2"            # tag of the calibration measurements in the store
     families: tuple | None = None   # zoo families to draw from (None: all)
     train_rounds: int = 200         # trees per family in the final fit
@@ -283,25 +283,19 @@ class Builder:
                               warmup_runs=3, warmup_s=0.05)
 
     def _truth(self, model) -> list:
-        """The backend's timed kernels for ``model``: the per-kernel median over
-        ``config.repeats`` profiles (one profile's median of a few runs is noisy on a shared
-        machine, and ORT's profiler counts whole microseconds)."""
+        """The backend's timed kernels for ``model``, profiled in ``config.repeats`` sessions
+        (per kernel the median across them: one session's small kernels can read 2x off)."""
         backend = self.backend
-        saved = backend.config
+        saved = backend.config, getattr(backend, "profile_sessions", None)
         backend.config = self._kernel_config()
+        if saved[1] is not None:
+            backend.profile_sessions = max(1, self.config.repeats)
         try:
-            runs = [list(backend.truth(model, timed=True).kernels)
-                    for _ in range(max(1, self.config.repeats))]
+            return list(backend.truth(model, timed=True).kernels)
         finally:
-            backend.config = saved
-        first = runs[0]
-        same = [r for r in runs if [k.nodes for k in r] == [k.nodes for k in first]]
-        if len(same) < 2:
-            return first
-        from dataclasses import replace as _replace
-
-        return [_replace(k, ms=float(np.median([r[i].ms for r in same])))
-                if k.ms is not None else k for i, k in enumerate(first)]
+            backend.config = saved[0]
+            if saved[1] is not None:
+                backend.profile_sessions = saved[1]
 
     # -- samples: derived from the log with the current rules, cached per unit
     def rows(self, unit: dict) -> list[dict]:
@@ -465,11 +459,13 @@ class Builder:
     # -- step 4: overhead
     def calibrate(self, predictor) -> dict:
         """Fit the per-run and per-kernel overheads on whole zoo models timed under the
-        protocol.  The kernel sum is priced on the backend's own kernels of each model (from
-        the in-situ profile in the log): the overhead is a property of how the backend runs,
-        so it is fitted apart from any error of our partition."""
+        protocol (small and large ones: the per-kernel term shows only on small models).  The
+        kernel sum is priced on the backend's own kernels where the log has the model's
+        in-situ profile (the overhead is a property of how the backend runs, so it is fitted
+        apart from any error of our partition), else on our partition's."""
         from .. import zoo
         from ..backends.store import Store
+        from ..onnx_import import load_graph
         from .training import fit_overhead
 
         cfg = self.config
@@ -479,8 +475,6 @@ class Builder:
         for n, (family, index) in enumerate(items):
             self.progress("overhead", n + 1, len(items), family)
             unit = self.log.units.get(f"zoo:{family}:{cfg.zoo_seed}:{index}:{cfg.input_size}")
-            if not unit or not unit["kernels"]:
-                continue
             key = f"build-calib{cfg.calib_run}:{family}:{cfg.zoo_seed}:{index}:{cfg.input_size}"
             m = store.get(cfg.backend, key, backend_version=self.log.context["backend_version"])
             if m is None:
@@ -493,8 +487,12 @@ class Builder:
                     continue
             if not m.ok:
                 continue
-            graph = self._unit_graph(unit)
-            kernels = [k for k, _ in truth_kernels(graph, unit["kernels"], self._block())]
+            if unit and unit["kernels"]:
+                graph = self._unit_graph(unit)
+                kernels = [k for k, _ in truth_kernels(graph, unit["kernels"], self._block())]
+            else:
+                graph = load_graph(zoo.generate(family, cfg.zoo_seed, index, cfg.input_size))
+                kernels = [k for k in predictor.partition(graph) if not k.attrs.get("view")]
             k_ms, _ = predictor.kernel_ms(graph, kernels)
             measured.append(m.median_ms)
             sums.append(float(k_ms.sum()))

@@ -48,21 +48,29 @@ def merge_duplicates(x: np.ndarray, ms: np.ndarray, keys=None):
     return x[first], med, k, counts
 
 
-def fit_booster(x, ms, target: str, seed: int = 0, rounds: int = ROUNDS):
+def fit_booster(x, ms, target: str, seed: int = 0, rounds: int = ROUNDS, base=None):
     import xgboost as xgb
 
-    label, weight = to_target(target, ms)
+    label, weight = to_target(target, ms, base)
     dtrain = xgb.DMatrix(np.asarray(x, np.float32), label=label, weight=weight / weight.mean())
     params = dict(XGB_PARAMS, seed=int(seed))
-    if target == "log":
+    if target in ("log", "logratio"):
         params["base_score"] = float(np.mean(label))
     booster = xgb.train(params, dtrain, num_boost_round=rounds)
     booster.set_param({"nthread": 1})
     return booster
 
 
-def predict_raw(booster, target: str, x) -> np.ndarray:
-    return from_target(target, booster.inplace_predict(np.asarray(x, np.float32)))
+def predict_raw(booster, target: str, x, base=None) -> np.ndarray:
+    return from_target(target, booster.inplace_predict(np.asarray(x, np.float32)), base)
+
+
+def fit_baseline(family: str, x, ms):
+    """The family's linear FLOPs/bytes model (the ``logratio`` target's baseline)."""
+    from .. import features
+    from ..predictors.fallback import GenericModel, generic_stats
+
+    return GenericModel().fit(generic_stats(features, family, x), ms)
 
 
 @dataclass
@@ -76,10 +84,21 @@ class FamilyResult:
     bad: list = field(default_factory=list)  # keys of held-out rows off by more than 10 %
 
 
-def split(n: int, rng, heldout: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
-    order = rng.permutation(n)
+def split(n: int, rng, heldout: float = 0.2, size=None) -> tuple[np.ndarray, np.ndarray]:
+    """(train, held-out) indices: a random ``heldout`` share; with ``size`` (one work measure
+    per row) the held-out rows include the largest and smallest 5 %, so that a target is also
+    judged on how it extrapolates (real models have layers beyond the sampled range)."""
     n_hold = max(1, int(round(n * heldout))) if n >= 5 else 0
-    return order[n_hold:], order[:n_hold]
+    if size is None or n < 20:
+        order = rng.permutation(n)
+        return order[n_hold:], order[:n_hold]
+    by_size = np.argsort(np.asarray(size), kind="stable")
+    edge = max(1, n // 20)
+    held = set(by_size[:edge].tolist()) | set(by_size[-edge:].tolist())
+    rest = [i for i in rng.permutation(n) if i not in held]
+    held = sorted(held) + rest[: max(0, n_hold - len(held))]
+    train = np.array(sorted(set(range(n)) - set(held)), dtype=np.intp)
+    return train, np.array(held, dtype=np.intp)
 
 
 def train_family(family: str, x, ms, keys=None, feature_names=(), seed: int = 0,
@@ -91,20 +110,24 @@ def train_family(family: str, x, ms, keys=None, feature_names=(), seed: int = 0,
         return FamilyResult(family, None, {}, {}, len(ms), samples)
     targets = tuple(targets)
     rng = np.random.default_rng(seed)
-    tr, ho = split(len(ms), rng, heldout)
+    base_all = fit_baseline(family, x, ms)
+    tr, ho = split(len(ms), rng, heldout, size=base_all.predict_encoded(family, x))
+    base = fit_baseline(family, x[tr], ms[tr])  # the held-out rows unseen by it too
+    base_ms = base.predict_encoded(family, x)
     by_target, preds = {}, {}
     for target in targets:
-        booster = fit_booster(x[tr], ms[tr], target, seed, rounds)
-        preds[target] = predict_raw(booster, target, x[ho])
+        booster = fit_booster(x[tr], ms[tr], target, seed, rounds, base_ms[tr])
+        preds[target] = predict_raw(booster, target, x[ho], base_ms[ho])
         by_target[target] = metrics(preds[target], ms[ho])
     best = max(targets, key=lambda t: (by_target[t]["acc10"], by_target[t]["acc5"],
                                        -by_target[t]["rmspe"]))
     err = np.abs(preds[best] - ms[ho]) / ms[ho]
     bad = [keys[i] for i, e in zip(ho, err) if e > 0.10] if keys is not None else []
-    booster = fit_booster(x, ms, best, seed, rounds)
+    booster = fit_booster(x, ms, best, seed, rounds, base_all.predict_encoded(family, x))
     info = {"samples": samples, "rows": int(len(ms)), "heldout": by_target[best],
             "by_target": by_target}
-    model = FamilyModel(family, booster, best, feature_names, info)
+    model = FamilyModel(family, booster, best, feature_names, info,
+                        base_all if best == "logratio" else None)
     return FamilyResult(family, model, by_target[best], by_target, len(ms), samples, bad)
 
 

@@ -111,6 +111,8 @@ def save_bundle(predictor, directory, rules_file=None, extra: dict | None = None
         families[family] = {"file": f"models/{family}.json", "sha256": _sha256(path),
                             "target": model.target, "features": list(model.feature_names),
                             **model.info}
+        if model.baseline is not None:
+            families[family]["baseline"] = model.baseline.to_dict()
     meta = dict(predictor.meta)
     meta.pop("source", None)
     meta.update({
@@ -168,10 +170,12 @@ def load_bundle(directory, check_machine: bool = True):
     models = {}
     for family, entry in families.items():
         path = _check_file(root, entry["file"], entry.get("sha256"))
-        info = {k: v for k, v in entry.items() if k not in ("file", "sha256", "target", "features")}
+        info = {k: v for k, v in entry.items()
+                if k not in ("file", "sha256", "target", "features", "baseline")}
         try:
+            baseline = GenericModel.from_dict(entry["baseline"]) if entry.get("baseline") else None
             models[family] = FamilyModel.load(family, path, entry["target"],
-                                              entry.get("features", ()), info)
+                                              entry.get("features", ()), info, baseline)
         except Exception as exc:
             raise BundleError(f"{path}: cannot load the XGBoost model for family {family!r} "
                               f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "

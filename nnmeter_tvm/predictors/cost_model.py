@@ -5,45 +5,75 @@ Targets (the builder chooses per family by held-out ±10 % accuracy):
 - ``log``: the booster predicts ``log(ms)``; ``ms = exp(prediction)``.
 - ``relerr``: the booster predicts ``ms`` and was trained with weights ``1 / ms**2``, so its
   squared error is the squared relative error; predictions are clipped at a tiny positive time.
+- ``logratio``: the booster predicts ``log(ms / base)``, where ``base`` is the family's own
+  linear FLOPs/bytes model (:class:`.fallback.GenericModel` fitted on the family's samples);
+  ``ms = base * exp(prediction)``.  Trees cannot extrapolate: beyond the sampled range ``log``
+  and ``relerr`` stay at the edge sample's time, while ``logratio`` keeps the edge's ratio to a
+  baseline that grows with the work (a 20 ms VGG conv is not priced as the largest sample).
 
-Stored as XGBoost's own JSON (``Booster.save_model("x.json")``), never a pickle.
+Stored as XGBoost's own JSON (``Booster.save_model("x.json")``), never a pickle; the baseline's
+three coefficients go in the bundle's metadata.
 """
 from __future__ import annotations
 
 import numpy as np
 
-TARGETS = ("log", "relerr")
+TARGETS = ("log", "relerr", "logratio")
 _MIN_MS = 1e-5
 
 
-def to_target(target: str, ms):
-    """(label, weight) arrays for training on ``target``."""
+def to_target(target: str, ms, base=None):
+    """(label, weight) arrays for training on ``target`` (``base``: baseline ms per row)."""
     ms = np.asarray(ms, dtype=np.float64)
     if target == "log":
         return np.log(ms), np.ones_like(ms)
     if target == "relerr":
         return ms, 1.0 / ms ** 2
+    if target == "logratio":
+        return np.log(ms) - np.log(_base(base, ms)), np.ones_like(ms)
     raise ValueError(f"unknown target {target!r}; valid: {', '.join(TARGETS)}")
 
 
-def from_target(target: str, raw) -> np.ndarray:
+def from_target(target: str, raw, base=None) -> np.ndarray:
     raw = np.asarray(raw, dtype=np.float64)
     if target == "log":
         return np.exp(raw)
+    if target == "logratio":
+        return _base(base, raw) * np.exp(raw)
     return np.maximum(raw, _MIN_MS)
 
 
-class FamilyModel:
-    """A trained model for one kernel family (``conv``, ``dwconv``, ...)."""
+def _base(base, like) -> np.ndarray:
+    if base is None:
+        raise ValueError("target 'logratio' needs the baseline ms of every row")
+    return np.maximum(np.broadcast_to(np.asarray(base, dtype=np.float64), np.shape(like)), _MIN_MS)
 
-    def __init__(self, family: str, booster, target: str, feature_names=(), info=None):
+
+class FamilyModel:
+    """A trained model for one kernel family (``conv``, ``dwconv``, ...); ``baseline`` is the
+    family's :class:`.fallback.GenericModel` (needed by the ``logratio`` target)."""
+
+    def __init__(self, family: str, booster, target: str, feature_names=(), info=None,
+                 baseline=None):
         if target not in TARGETS:
             raise ValueError(f"FamilyModel {family!r}: target must be one of {TARGETS}, got {target!r}")
+        if target == "logratio" and baseline is None:
+            raise ValueError(f"FamilyModel {family!r}: target 'logratio' needs a baseline")
         self.family = family
         self.booster = booster
         self.target = target
         self.feature_names = tuple(feature_names)
         self.info = dict(info or {})
+        self.baseline = baseline
+
+    def baseline_ms(self, x) -> np.ndarray | None:
+        """The baseline's ms for encoded rows ``x`` (None without a baseline)."""
+        return None if self.baseline is None else self.baseline.predict_encoded(self.family, x)
+
+    def finish(self, raw, x) -> np.ndarray:
+        """ms from the booster's raw output ``raw`` for the encoded rows ``x``."""
+        base = self.baseline_ms(x) if self.target == "logratio" else None
+        return from_target(self.target, raw, base)
 
     def predict(self, features) -> np.ndarray:
         x = np.ascontiguousarray(features, dtype=np.float32)
@@ -51,17 +81,17 @@ class FamilyModel:
             x = x.reshape(1, -1)
         if len(x) == 0:
             return np.zeros(0)
-        raw = self.booster.inplace_predict(x, validate_features=False)
-        return from_target(self.target, raw)
+        return self.finish(self.booster.inplace_predict(x, validate_features=False), x)
 
     def save(self, path) -> None:
         self.booster.save_model(str(path))
 
     @classmethod
-    def load(cls, family: str, path, target: str, feature_names=(), info=None) -> "FamilyModel":
+    def load(cls, family: str, path, target: str, feature_names=(), info=None,
+             baseline=None) -> "FamilyModel":
         import xgboost as xgb
 
         booster = xgb.Booster()
         booster.load_model(str(path))
         booster.set_param({"nthread": 1})
-        return cls(family, booster, target, feature_names, info)
+        return cls(family, booster, target, feature_names, info, baseline)

@@ -128,6 +128,12 @@ class GenericModel:
         c0, cf, cb = self.coef
         return c0 + cf * stats[:, 0] + cb * stats[:, 1]
 
+    def predict_encoded(self, family: str, x) -> np.ndarray:
+        """ms for rows of ``family``'s encoded features."""
+        from .. import features
+
+        return self.predict(generic_stats(features, family, x))
+
     def fit(self, stats, ms) -> "GenericModel":
         """Least squares on relative error (rows weighted by 1/ms), coefficients kept >= 0."""
         stats = np.asarray(stats, dtype=np.float64).reshape(-1, 2)

@@ -10,7 +10,8 @@ are fitted on whole models when the bundle was built (0, 0, 1 without a bundle).
 Each kernel's reported ``ms`` includes its dispatch overhead; the fixed per-run overhead is in
 ``report.predictor["fixed_overhead_ms"]`` and in ``total_ms``.  The per-kernel term may be
 negative (profiler times include a little profiling cost per kernel); a kernel is never priced
-below ``KERNEL_FLOOR`` times its cost-model time.
+below ``KERNEL_FLOOR`` times its cost-model time.  A *view* kernel (an op the backend runs as
+no kernel: an alias, or a duplicate it merged) costs 0 and its cost model is named ``view``.
 
 A ``Predictor`` with no trained models is valid: every kernel is then priced by the fallback.
 """
@@ -20,7 +21,6 @@ import numpy as np
 
 from ..graph import Graph
 from ..report import KernelPrediction, Report
-from .cost_model import from_target
 from .fallback import GenericModel, generic_stats, kernel_stats
 
 
@@ -140,7 +140,17 @@ class Predictor:
         flat_ms = np.zeros(len(pairs))
         flat_fb = np.zeros(len(pairs), dtype=bool)
         flat_names = [""] * len(pairs)
+        # views (ops the backend runs as no kernel: aliases, common subexpressions it merged)
+        # cost nothing; only the others are priced
+        priced_at = [i for i, (k, _) in enumerate(pairs) if not k.attrs.get("view")]
+        for i in set(range(len(pairs))) - set(priced_at):
+            flat_names[i] = "view"
+        if len(priced_at) < len(pairs):
+            pairs = [pairs[i] for i in priced_at]
         configs, index = features.configs_by_family(pairs, return_index=True)
+        if len(priced_at) < len(flat_ms):
+            at = np.asarray(priced_at, dtype=np.intp)
+            index = {f: at[pos] for f, pos in index.items()}
         encoded, inverse = {}, {}
         for family, raw in configs.items():
             if len(raw) > 1:  # repeated layers: price each distinct configuration once
@@ -178,7 +188,7 @@ class Predictor:
         pairs = sum(self._table.pairs(f, len(x)) for f, x in batch.items())
         if pairs <= self.small_batch_pairs:
             raw = self._table.predict(batch)
-            return {f: from_target(self.models[f].target, raw[f]) for f in batch}
+            return {f: self.models[f].finish(raw[f], batch[f]) for f in batch}
         return {f: self.models[f].predict(x) for f, x in batch.items()}
 
     def _predict_batch(self, items) -> list[Report]:
@@ -192,6 +202,7 @@ class Predictor:
             # a (negative) per-kernel correction never takes a kernel below a quarter of its
             # cost-model time
             k_ms = np.maximum(scale * k_ms + per_kernel, KERNEL_FLOOR * k_ms)
+            k_ms[[n == "view" for n in k_names]] = 0.0  # no kernel, no dispatch
             preds = tuple(
                 KernelPrediction(k.name, k.type, tuple(k.nodes), float(t), bool(f), n)
                 for k, t, f, n in zip(kernels, k_ms, k_fb, k_names))
