@@ -1,11 +1,14 @@
-// Python binding: nnmeter_tvm._features.  The shim nnmeter_tvm/features/__init__.py wraps it.
+// Python binding: nnmeter_tvm._features.  The shim nnmeter_tvm/features/__init__.py wraps the
+// encoder; nnmeter_tvm/predictors/trees.py uses Forest.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdint>
 #include <string>
 
 #include "feature_encoder.h"
+#include "tree_table.h"
 
 namespace py = pybind11;
 
@@ -56,10 +59,35 @@ py::array encode(const std::string& family,
     return run<float>(f, configs.data(), n);
 }
 
+template <class T>
+using CArray = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+nnm::Forest make_forest(CArray<std::int64_t> feat, CArray<float> thr, CArray<std::int64_t> child,
+                        CArray<float> value) {
+    const py::ssize_t size = feat.size();
+    if (thr.size() != size || child.size() != size || value.size() != size)
+        throw py::value_error("Forest: feat, thr, child and value need one entry per node");
+    return nnm::Forest(feat.data(), thr.data(), child.data(), value.data(),
+                       static_cast<std::size_t>(size));
+}
+
+py::array_t<double> forest_margins(const nnm::Forest& forest, CArray<std::int64_t> roots,
+                                   CArray<float> x) {
+    if (x.ndim() != 2)
+        throw py::value_error("Forest.margins: x must be 2-D (rows x features), got " +
+                              std::to_string(x.ndim()) + " dimensions");
+    py::array_t<double> out(x.shape(0));
+    forest.margins(roots.data(), static_cast<std::size_t>(roots.size()), x.data(),
+                   static_cast<std::size_t>(x.shape(0)), static_cast<std::size_t>(x.shape(1)),
+                   out.mutable_data());
+    return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_features, m) {
-    m.doc() = "Kernel feature encoder (C++). Use it through nnmeter_tvm.features.";
+    m.doc() = "Kernel feature encoder and tree evaluator (C++). Use them through "
+               "nnmeter_tvm.features and nnmeter_tvm.predictors.trees.";
     m.attr("SCHEMA_VERSION") = nnm::kSchemaVersion;
     m.def("families", [] {
         std::vector<std::string> names;
@@ -74,6 +102,15 @@ PYBIND11_MODULE(_features, m) {
         names.insert(names.end(), f.derived.begin(), f.derived.end());
         return names;
     }, py::arg("family"), "Feature (output column) names of a family: raw fields, then derived.");
+    py::class_<nnm::Forest>(m, "Forest",
+                            "XGBoost trees flattened into one node table "
+                            "(nnmeter_tvm.predictors.trees.TreeTable).")
+        .def(py::init(&make_forest), py::arg("feat"), py::arg("thr"), py::arg("child"),
+             py::arg("value"))
+        .def("margins", &forest_margins, py::arg("roots"), py::arg("x"),
+             "Sum of the leaf values each row of x (float32, rows x features) reaches in the "
+             "trees at roots, in tree order (float64, one per row).")
+        .def_property_readonly("size", &nnm::Forest::size);
     m.def("encode", &encode, py::arg("family"), py::arg("configs"), py::arg("exact") = false,
           "Encode raw configs (N x raw width, float64) of one family: float32 N x F "
           "(float64 when exact).");

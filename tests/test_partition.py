@@ -3,12 +3,15 @@
 Rules here are hand-written (``origin.method = "observed"``), so each test states the backend
 behaviour it assumes; the shipped rules files are checked in ``test_rules.py``.
 """
+import importlib
+
 import numpy as np
 import pytest
 
 from nnmeter_tvm.graph import Graph, Node, TensorInfo
 from nnmeter_tvm.kernels import Kernel, partition
-from nnmeter_tvm.kernels.partition import partition_with_decisions
+from nnmeter_tvm.kernels.partition import (adjacency, anchor_of, eliminate_common_subexpressions,
+                                           partition_with_decisions)
 from nnmeter_tvm.rules import from_dict
 
 try:
@@ -297,6 +300,9 @@ def random_rules(rng):
 def check_partition(graph: Graph, kernels):
     members = [n for k in kernels for n in k.nodes]
     assert sorted(members) == sorted(n.name for n in graph.nodes)  # every node exactly once
+    for k in kernels:  # the partitioner keeps each group's anchor as groups merge
+        if k.nodes:
+            assert k.anchor == anchor_of([graph.node(n) for n in k.nodes]).name
     owner = {n: i for i, k in enumerate(kernels) for n in k.nodes}
     edges = {(owner[p], owner[n.name]) for n in graph.nodes
              for p in graph.predecessors(n.name) if owner[p] != owner[n.name]}
@@ -374,3 +380,44 @@ def test_view_rule_marks_a_lone_op_unless_the_graph_returns_it():
     g.add("fc", "gemm", flat, shape=(1, 10))
     ks = partition(g.graph(), rules)
     assert [k.attrs.get("view", False) for k in ks] == [False, True, False]
+
+
+def test_adjacency_lists_producers_and_consumers_as_the_graph_does():
+    g = G()
+    a, b = g.add("split", "split", "x", n_out=2)
+    g.add("late", "add", b, b)            # reads the second output first, twice
+    g.add("early", "mul", a, b)
+    g.add("out", "add", "late", "early")
+    graph = g.graph()
+    preds, succs = adjacency(graph)
+    assert preds == {n.name: graph.predecessors(n.name) for n in graph.nodes}
+    assert succs == {n.name: graph.successors(n.name) for n in graph.nodes}
+    assert succs["split"] == ["early", "late"]
+    for seed in range(50):
+        graph = random_graph(np.random.default_rng(seed))
+        preds, succs = adjacency(graph)
+        assert preds == {n.name: graph.predecessors(n.name) for n in graph.nodes}
+        assert succs == {n.name: graph.successors(n.name) for n in graph.nodes}
+
+
+def test_same_op_on_one_tensor_with_other_attributes_is_no_repeat():
+    g = G()
+    g.add("s1", "slice", "x", starts=[0])
+    g.add("s2", "slice", "x", starts=[8])  # same op, input and shape; other attributes
+    graph = g.graph("s1", "s2")
+    assert eliminate_common_subexpressions(graph) == (graph, {})
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_common_subexpression_shortcut_agrees_with_the_full_walk(seed, monkeypatch):
+    graph = random_graph(np.random.default_rng(seed))
+    for keep in ("first", "last"):
+        fast, fast_dups = eliminate_common_subexpressions(graph, keep)
+        with monkeypatch.context() as m:
+            # the module, not the function that nnmeter_tvm.kernels exports under its name
+            module = importlib.import_module("nnmeter_tvm.kernels.partition")
+            m.setattr(module, "_may_repeat", lambda *_: True)
+            full, full_dups = eliminate_common_subexpressions(graph, keep)
+        assert fast_dups == full_dups
+        assert [n.name for n in fast.nodes] == [n.name for n in full.nodes]
+        assert [n.inputs for n in fast.nodes] == [n.inputs for n in full.nodes]

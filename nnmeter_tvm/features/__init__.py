@@ -1,5 +1,6 @@
 """Kernel features: the schema (``schema.py``), the raw configurations read from a graph
-(``configs.py``) and the compiled encoder ``nnmeter_tvm._features`` behind this small shim.
+(``configs.py``) and the compiled encoder ``nnmeter_tvm._features`` behind this small shim
+(the extension also evaluates tree ensembles for :mod:`nnmeter_tvm.predictors.trees`).
 
     family, raw = kernel_config(kernel, graph)      # or configs_by_family(...) for many kernels
     X = encode(family, raw[None])                    # float32, columns = feature_names(family)
@@ -40,6 +41,10 @@ def _extension():
             f"nnmeter_tvm._features was built for feature schema {ext.SCHEMA_VERSION}, this "
             f"package defines schema {SCHEMA_VERSION}; rebuild it (`python setup.py build_ext "
             "--inplace`).")
+    if not hasattr(ext, "Forest"):
+        raise ImportError(
+            "nnmeter_tvm._features is stale (it has no tree evaluator, Forest); rebuild it "
+            "(`python setup.py build_ext --inplace`).")
     for name, fam in FAMILIES.items():
         if tuple(ext.raw_fields(name)) != fam.raw or tuple(ext.feature_names(name)) != fam.features:
             raise ImportError(

@@ -29,7 +29,7 @@ but the kernel keeps both nodes).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..graph import Graph, Node
 from ..ops import category
@@ -38,9 +38,9 @@ from .kernel import Kernel
 ANCHOR_CATEGORIES = ("compute",)
 
 
-@dataclass(frozen=True)
-class Decision:
-    """Why an edge ``producer -> consumer`` is inside one kernel or crosses two."""
+class Decision(NamedTuple):
+    """Why an edge ``producer -> consumer`` is inside one kernel or crosses two (a named tuple:
+    one is made for every edge)."""
 
     producer: str
     consumer: str
@@ -87,6 +87,24 @@ def partition_with_decisions(graph: Graph, rules) -> tuple[list[Kernel], list[De
     return kernels, p.decisions
 
 
+def adjacency(graph: Graph) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """``{node: producers}`` and ``{node: consumers}``, each list as ``Graph.predecessors`` /
+    ``Graph.successors`` gives it, built in one pass: the partition asks for them many times."""
+    producer, readers = {}, {}
+    for n in graph.nodes:
+        for t in n.outputs:
+            producer[t] = n.name
+        for t in n.inputs:
+            readers.setdefault(t, []).append(n.name)
+    preds, succs = {}, {}
+    for n in graph.nodes:
+        ps = [producer[t] for t in n.inputs if t in producer]
+        preds[n.name] = ps if len(ps) < 2 else list(dict.fromkeys(ps))
+        cs = [c for t in n.outputs for c in readers.get(t, ())]
+        succs[n.name] = cs if len(cs) < 2 else list(dict.fromkeys(cs))
+    return preds, succs
+
+
 def reverse_dfs_order(graph: Graph) -> list[Node]:
     """Nodes in onnxruntime's topological order (``Graph::PerformTopologicalSortAndCheckIsAcyclic``):
     nodes reading no other node first, in graph order; then a depth-first walk up from the
@@ -94,14 +112,15 @@ def reverse_dfs_order(graph: Graph) -> list[Node]:
     the last one is visited first."""
     nodes = list(graph.nodes)
     idx = {n.name: i for i, n in enumerate(nodes)}
-    preds = [sorted({idx[p] for p in graph.predecessors(n.name)}) for n in nodes]
+    pred_names, succ_names = adjacency(graph)
+    preds = [sorted({idx[p] for p in pred_names[n.name]}) for n in nodes]
     order, added, seen = [], set(), set()
     for i in range(len(nodes)):
         if not preds[i]:
             order.append(i)
             added.add(i)
             seen.add(i)
-    stack = [i for i, n in enumerate(nodes) if not graph.successors(n.name)]
+    stack = [i for i, n in enumerate(nodes) if not succ_names[n.name]]
     while stack:
         cur = stack.pop()
         if cur in added:
@@ -126,6 +145,8 @@ def eliminate_common_subexpressions(graph: Graph, keep: str = "first") -> tuple[
     from ..graph import _jsonable
 
     outputs = {t.name for t in graph.outputs}
+    if not _may_repeat(graph, outputs):
+        return graph, {}
     canon: dict[str, str] = {}       # tensor -> canonical tensor (after merging repeats)
     groups: dict = {}
     walk = reverse_dfs_order(graph) if keep == "first" else list(graph.nodes)
@@ -175,24 +196,50 @@ def eliminate_common_subexpressions(graph: Graph, keep: str = "first") -> tuple[
     return Graph(graph.name, tuple(order), graph.inputs, graph.outputs), dups
 
 
+def _may_repeat(graph: Graph, outputs: set[str]) -> bool:
+    """Whether two weightless nodes share op, inputs and output shapes.  Without such a pair
+    no node repeats another (merging starts from such a pair), so most graphs skip the walk."""
+    seen = set()
+    for n in graph.nodes:
+        if n.attrs.get("const_inputs") or not outputs.isdisjoint(n.outputs):
+            continue
+        key = (n.op, n.source_op, n.inputs, n.output_shapes)
+        if key in seen:
+            return True
+        seen.add(key)
+    return False
+
+
 class _Partitioner:
     def __init__(self, graph: Graph, rules):
         self.g = graph
         self.rules = rules
         self.layout = rules.layout
+        self.node = {n.name: n for n in graph.nodes}
         self.order = {n.name: i for i, n in enumerate(graph.nodes)}
+        self.preds, self.succs = adjacency(graph)
+        self.graph_outputs = {t.name for t in graph.outputs}
+        self.single = {n.name: len(self.succs[n.name]) == 1
+                       and self.graph_outputs.isdisjoint(n.outputs) for n in graph.nodes}
         self.parent = {n.name: n.name for n in graph.nodes}
         self.members = {n.name: [n.name] for n in graph.nodes}
+        self.leads = {n.name: n for n in graph.nodes}   # group root -> anchor_of(its members)
         self.rules_used = {n.name: [] for n in graph.nodes}
         self.blocked: dict[str, bool] = {t.name: False for t in graph.inputs}
-        self.decisions: list[Decision] = []
-        self.graph_outputs = {t.name for t in graph.outputs}
+        self.decided: dict[tuple[str, str], Decision] = {}  # (producer, consumer) -> decision
+        self._single: dict[tuple, tuple] = {}  # (lead op or None, u op, v op) -> (rule, fused, case)
+        self._cases: dict[str, str] = {}       # rule name -> its case label
+
+    @property
+    def decisions(self) -> list[Decision]:
+        return list(self.decided.values())
 
     # ---- union-find ---------------------------------------------------------------------
     def find(self, x: str) -> str:
-        while self.parent[x] != x:
-            self.parent[x] = self.parent[self.parent[x]]
-            x = self.parent[x]
+        parent = self.parent
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
         return x
 
     def group(self, x: str) -> list[str]:
@@ -206,23 +253,34 @@ class _Partitioner:
             return False
         keep, drop = (ra, rb) if self.order[ra] <= self.order[rb] else (rb, ra)
         self.parent[drop] = keep
-        self.members[keep] = sorted(self.members[keep] + self.members.pop(drop),
-                                    key=self.order.__getitem__)
+        members = sorted(self.members[keep] + self.members.pop(drop), key=self.order.__getitem__)
+        self.members[keep] = members
+        self.leads[keep] = self._joint_lead(self.leads[keep], self.leads.pop(drop), members[0])
         self.rules_used[keep] += self.rules_used.pop(drop) + [rule]
         return True
 
+    def _joint_lead(self, a: Node, b: Node, first: str) -> Node:
+        """``anchor_of`` the union of two groups led by a and b, whose first member is first:
+        the earlier of their compute anchors, else the first member."""
+        a_leads = category(a.op) in ANCHOR_CATEGORIES
+        b_leads = category(b.op) in ANCHOR_CATEGORIES
+        if a_leads and b_leads:
+            return a if self.order[a.name] < self.order[b.name] else b
+        return a if a_leads else b if b_leads else self.node[first]
+
     def _creates_cycle(self, ra: str, rb: str) -> bool:
         """Whether a path leaves group ra or rb and comes back into their union."""
-        union = set(self.members[ra]) | set(self.members[rb])
-        limit = max(self.order[n] for n in union)
-        stack = [s for n in union for s in self.g.successors(n) if s not in union]
+        order, succs = self.order, self.succs
+        union = set(self.members[ra]).union(self.members[rb])
+        limit = max(order[self.members[ra][-1]], order[self.members[rb][-1]])
+        stack = [s for n in union for s in succs[n] if s not in union and order[s] <= limit]
         seen = set()
         while stack:
             n = stack.pop()
-            if n in seen or self.order[n] > limit:
+            if n in seen or order[n] > limit:
                 continue
             seen.add(n)
-            for s in self.g.successors(n):
+            for s in succs[n]:
                 if s in union:
                     return True
                 stack.append(s)
@@ -230,20 +288,29 @@ class _Partitioner:
 
     # ---- helpers ------------------------------------------------------------------------
     def consumers_of(self, node: Node) -> list[str]:
-        return self.g.successors(node.name)
+        return self.succs[node.name]
 
     def single_consumer(self, u: Node) -> bool:
-        return (len(self.consumers_of(u)) == 1
-                and not any(t in self.graph_outputs for t in u.outputs))
+        """Whether u's output is read by one node only (and is no graph output)."""
+        return self.single[u.name]
 
     def lead(self, name: str) -> Node:
-        return anchor_of([self.g.node(m) for m in self.group(name)])
+        return self.leads[self.find(name)]
 
     def inputs_blocked(self, v: Node) -> bool:
         return bool(v.inputs) and all(self.blocked.get(t, False) for t in v.inputs)
 
+    def case(self, rule) -> str:
+        """``rule.case``, formatted once per rule."""
+        text = self._cases.get(rule.name)
+        if text is None:
+            text = self._cases[rule.name] = rule.case
+        return text
+
     def conditions_hold(self, rule, u: Node, v: Node) -> tuple[bool, str]:
         """A rule's ``requires`` for the edge u -> v (SCHEMA.md, "Conditions")."""
+        if not rule.requires:
+            return True, ""
         blocked = self.inputs_blocked(v)
         for cond in rule.requires:
             if cond == "blocked" and not blocked:
@@ -257,61 +324,73 @@ class _Partitioner:
     def decide_single(self, u: Node, v: Node) -> Decision:
         """The edge u -> v where u's output is read by v alone."""
         lead = self.lead(u.name)
-        rule = None
-        if lead.name != u.name:
-            rule = self.rules.chain(lead.op, u.op, v.op)
-            if rule is not None:
-                fused = rule.together(1, 2)
+        key = (lead.op if lead.name != u.name else None, u.op, v.op)
+        found = self._single.get(key)
+        if found is None:
+            found = self._single[key] = self.single_rule(*key)
+        rule, fused, case = found
         if rule is None:
-            rule = self.rules.pair(u.op, v.op)
-            if rule is None:
-                return Decision(u.name, v.name, False, f"default:untested_{u.op}_{v.op}",
-                                "no rule for this pair; kept apart")
-            fused = rule.fused
+            return Decision(u.name, v.name, False, f"default:untested_{u.op}_{v.op}",
+                            "no rule for this pair; kept apart")
         if fused:
             ok, why = self.conditions_hold(rule, u, v)
             if not ok:
                 return Decision(u.name, v.name, False, rule.name, f"condition failed: {why}")
-        return Decision(u.name, v.name, fused, rule.name, rule.case)
+        return Decision(u.name, v.name, fused, rule.name, case)
+
+    def single_rule(self, lead_op: str | None, u_op: str, v_op: str) -> tuple:
+        """(rule, fused, case) for u -> v when u's group is led by another op (``lead_op``;
+        None when u leads it): the chain rule if there is one, else the pair rule, else None.
+        Few op triples recur in a graph, so ``decide_single`` keeps the answers."""
+        rule = self.rules.chain(lead_op, u_op, v_op) if lead_op is not None else None
+        if rule is not None:
+            return rule, rule.together(1, 2), rule.case
+        rule = self.rules.pair(u_op, v_op)
+        if rule is None:
+            return None, False, ""
+        return rule, rule.fused, rule.case
 
     def decide_multi_output(self, u: Node, v: Node) -> Decision:
         """The edge u -> v where u's output has other readers too."""
-        cons = [c for c in self.consumers_of(u) if c != v.name]
-        if len(cons) != 1 or any(t in self.graph_outputs for t in u.outputs):
+        preds, succs = self.preds, self.succs
+        cons = [c for c in succs[u.name] if c != v.name]
+        if len(cons) != 1 or not self.graph_outputs.isdisjoint(u.outputs):
             return Decision(u.name, v.name, False, "default:multi_output",
                             f"{u.op} feeds {len(cons) + 1} consumers; no rule fuses across it")
-        w = self.g.node(cons[0])
+        w = self.node[cons[0]]
         # diamond: one consumer b reads only u and feeds only c, c reads u and b
         for b, c, vrole in ((w, v, 2), (v, w, 1)):
-            if (self.g.predecessors(b.name) == [u.name] and self.g.successors(b.name) == [c.name]
-                    and set(self.g.predecessors(c.name)) >= {u.name, b.name}):
+            if (preds[b.name] == [u.name] and succs[b.name] == [c.name]
+                    and set(preds[c.name]) >= {u.name, b.name}):
                 rule = self.rules.multi_output(u.op, b.op, c.op, "diamond")
                 if rule is not None:
-                    return Decision(u.name, v.name, rule.together(0, vrole), rule.name, rule.case)
+                    return Decision(u.name, v.name, rule.together(0, vrole), rule.name,
+                                    self.case(rule))
                 break
         else:
-            first, second = self.consumers_of(u)
+            first, second = succs[u.name]
             role = 1 if v.name == first else 2
-            f, s = self.g.node(first), self.g.node(second)
+            f, s = self.node[first], self.node[second]
             for ops, vrole in (((u.op, f.op, s.op), role), ((u.op, s.op, f.op), 3 - role)):
                 rule = self.rules.multi_output(*ops, "fork")
                 if rule is not None:
-                    return Decision(u.name, v.name, rule.together(0, vrole), rule.name, rule.case)
+                    return Decision(u.name, v.name, rule.together(0, vrole), rule.name,
+                                    self.case(rule))
         return Decision(u.name, v.name, False, f"default:multi_output_{u.op}",
                         f"{u.op} feeds two consumers; no multi_output rule")
 
     def diamond_inner(self, b: Node, c: Node) -> Decision | None:
         """The edge b -> c inside a diamond u -> b -> c <- u: its multi_output rule decides."""
-        preds = self.g.predecessors(b.name)
-        if len(preds) != 1 or self.g.successors(b.name) != [c.name]:
+        preds = self.preds[b.name]
+        if len(preds) != 1 or self.succs[b.name] != [c.name]:
             return None
-        u = self.g.node(preds[0])
-        if u.name not in self.g.predecessors(c.name) or len(self.consumers_of(u)) != 2:
+        u = self.node[preds[0]]
+        if u.name not in self.preds[c.name] or len(self.succs[u.name]) != 2:
             return None
         rule = self.rules.multi_output(u.op, b.op, c.op, "diamond")
         if rule is None:
             return None
-        return Decision(b.name, c.name, rule.together(1, 2), rule.name, rule.case)
+        return Decision(b.name, c.name, rule.together(1, 2), rule.name, self.case(rule))
 
     # ---- the pass -----------------------------------------------------------------------
     def run(self) -> list[Kernel]:
@@ -320,15 +399,16 @@ class _Partitioner:
         return self.kernels()
 
     def visit(self, v: Node):
-        producers = self.g.predecessors(v.name)
         candidates = []
-        for pname in producers:
-            u = self.g.node(pname)
-            d = self.diamond_inner(u, v) if self.single_consumer(u) else None
-            if d is None:
-                d = self.decide_single(u, v) if self.single_consumer(u) else \
-                    self.decide_multi_output(u, v)
-            self.decisions.append(d)
+        for pname in self.preds[v.name]:
+            u = self.node[pname]
+            if self.single[pname]:
+                d = self.diamond_inner(u, v)
+                if d is None:
+                    d = self.decide_single(u, v)
+            else:
+                d = self.decide_multi_output(u, v)
+            self.decided[pname, v.name] = d
             if d.fused:
                 candidates.append((u, d))
         chosen = candidates
@@ -347,9 +427,8 @@ class _Partitioner:
         self.set_layout(v, fused_layout)
 
     def _refuse(self, u: Node, v: Node, why: str):
-        for i, d in enumerate(self.decisions):
-            if d.producer == u.name and d.consumer == v.name:
-                self.decisions[i] = Decision(u.name, v.name, False, d.rule, why)
+        d = self.decided[u.name, v.name]
+        self.decided[u.name, v.name] = Decision(u.name, v.name, False, d.rule, why)
 
     def choose_inputs(self, candidates, v: Node):
         if self.layout is not None:
@@ -439,8 +518,8 @@ class _Partitioner:
         group_of = {m: r for r in roots for m in self.members[r]}
         for r in roots:
             names = self.members[r]
-            nodes = [self.g.node(n) for n in names]
-            anchor = anchor_of(nodes)
+            nodes = [self.node[n] for n in names]
+            anchor = self.leads[r]
             ops = tuple(n.op for n in nodes)
             used = [x for x in self.rules_used.get(r, []) if x]
             blocked = self.layout is not None and all(
@@ -449,7 +528,7 @@ class _Partitioner:
                 kernels += self._reorders_in(nodes, names, reordered_in)
             attrs = {"rules": used}
             view = self.rules.view(ops[0]) if len(ops) == 1 else None
-            if view is not None and self.graph_outputs & set(nodes[0].outputs):
+            if view is not None and not self.graph_outputs.isdisjoint(nodes[0].outputs):
                 view = None     # a view cannot be a graph output: the backend copies it
             if view is not None:
                 attrs["view"] = True
@@ -467,15 +546,14 @@ class _Partitioner:
         """Group roots in a topological order of the kernel graph (ties: earliest member first)."""
         import heapq
 
-        roots = {self.find(n.name) for n in self.g.nodes}
-        deps = {r: set() for r in roots}
-        for n in self.g.nodes:
-            rn = self.find(n.name)
-            for p in self.g.predecessors(n.name):
-                rp = self.find(p)
+        root_of = {n: self.find(n) for n in self.order}
+        deps = {r: set() for r in root_of.values()}
+        for n, rn in root_of.items():
+            for p in self.preds[n]:
+                rp = root_of[p]
                 if rp != rn:
                     deps[rn].add(rp)
-        users = {r: [] for r in roots}
+        users = {r: [] for r in deps}
         for r, ds in deps.items():
             for d in ds:
                 users[d].append(r)
@@ -490,7 +568,7 @@ class _Partitioner:
                 waiting[u] -= 1
                 if waiting[u] == 0:
                     heapq.heappush(heap, (self.order[u], u))
-        assert len(out) == len(roots), "kernel graph has a cycle"
+        assert len(out) == len(deps), "kernel graph has a cycle"
         return out
 
     def _reorders_in(self, nodes, names, done: set[str]) -> list[Kernel]:
@@ -517,7 +595,7 @@ class _Partitioner:
                 if not self.blocked.get(t, False):
                     continue
                 readers = [c for c in self.g.consumers(t) if c not in names]
-                plain = [c for c in readers if not self._reads_blocked(self.g.node(c), t)]
+                plain = [c for c in readers if not self._reads_blocked(self.node[c], t)]
                 if plain or t in self.graph_outputs:
                     out.append(self._reorder(t, shape, "from_blocked"))
         return out

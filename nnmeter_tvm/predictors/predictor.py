@@ -38,8 +38,6 @@ class Predictor:
     when loading, e.g. another CPU than the bundle's; repeated in every report).
     """
 
-    small_batch_pairs = 40_000  # (kernel, tree) pairs up to which the NumPy evaluator is used
-
     def __init__(self, backend: str, rules=None, models=None, fallback=None, overhead=None,
                  meta=None, warnings=(), name: str | None = None, rules_file=None):
         self.backend = backend
@@ -176,8 +174,8 @@ class Predictor:
         return ms, fb, names
 
     def _cost_models(self, encoded: dict) -> dict:
-        """ms for the families that have a trained model: one vectorised pass over every
-        family for small batches (:mod:`.trees`), XGBoost per family for large ones."""
+        """ms for the families that have a trained model: every family's trees walked in one
+        C++ pass (:mod:`.trees`; the same result for one model or a batch)."""
         batch = {f: x for f, x in encoded.items() if f in self.models}
         if not batch:
             return {}
@@ -185,11 +183,8 @@ class Predictor:
             from .trees import TreeTable
 
             self._table = TreeTable({f: m.booster for f, m in self.models.items()})
-        pairs = sum(self._table.pairs(f, len(x)) for f, x in batch.items())
-        if pairs <= self.small_batch_pairs:
-            raw = self._table.predict(batch)
-            return {f: self.models[f].finish(raw[f], batch[f]) for f in batch}
-        return {f: self.models[f].predict(x) for f, x in batch.items()}
+        raw = self._table.predict(batch)
+        return {f: self.models[f].finish(raw[f], batch[f]) for f in batch}
 
     def _predict_batch(self, items) -> list[Report]:
         ms, fb, names = self._price(items)
