@@ -175,7 +175,8 @@ def _with_input_shapes(model, input_shapes: dict, label: str):
     """Fix every graph input to a static shape, or refuse with the --input-shape hint."""
     import onnx
 
-    model = onnx.ModelProto.FromString(model.SerializeToString())  # never mutate the caller's
+    if input_shapes:  # shapes are set below: never on the caller's model (a full copy)
+        model = onnx.ModelProto.FromString(model.SerializeToString())
     init = {t.name for t in model.graph.initializer}
     names = [v.name for v in model.graph.input if v.name not in init]
     for unknown in set(input_shapes) - set(names):
