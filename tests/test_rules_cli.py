@@ -51,3 +51,10 @@ def test_kernels_errors_are_one_line(tmp_path, capsys):
     assert "no such rules file" in err and len(err.strip().splitlines()) == 1
     assert main(["kernels", model, "--rules", "ort-cpu", "--compare-truth"]) == 2
     assert "--backend" in capsys.readouterr().err
+
+
+def test_detect_rules_bad_input_is_one_line(tmp_path, capsys):
+    out = str(tmp_path / "r.json")
+    assert main(["detect-rules", "--backend", "ort-cpu", "-o", out, "--repeats", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--repeats" in err and len(err.strip().splitlines()) == 1

@@ -85,6 +85,11 @@ class OrtCpu(Backend):
         except Exception as exc:   # onnxruntime raises its own Fail / NotImplemented types
             raise _unsupported(exc, loaded.label) from None
 
+    def profiled_session(self, loaded, prefix: str):
+        """A session of ``loaded`` (from ``base.load``) with this backend's options and
+        onnxruntime's profiler on, its trace written under ``prefix``."""
+        return self._session(loaded, enable_profiling=True, profile_file_prefix=prefix)
+
     def prepare(self, model, *, input_shapes: dict | None = None) -> OrtRunner:
         loaded = load(model, input_shapes)
         runner = OrtRunner(self._session(loaded), make_inputs(loaded.proto), loaded.label,
@@ -136,7 +141,7 @@ class OrtCpu(Backend):
         each node's time is the mean of the middle half of its runs in the kept attempt (the
         profiler counts whole microseconds: a median stays on that grid, a trimmed mean
         resolves a 3 µs kernel)."""
-        session = self._session(loaded, enable_profiling=True, profile_file_prefix=prefix)
+        session = self.profiled_session(loaded, prefix)
         feeds = make_inputs(loaded.proto)
         try:
             timing = protocol.measure_callable(lambda: session.run(None, feeds),

@@ -7,8 +7,8 @@ spatial size), so one pattern can be measured at several shapes.
 
 Every graph input may pass through a *prefix* op first (``maxpool1``: a 1x1 MaxPool).  On
 onnxruntime it puts the tensor into the blocked NCHWc layout exactly when the channels are
-aligned, as a conv output would be in a real model; the prefix alone is also the trivial model
-whose time (the session's fixed overhead plus the prefix) is subtracted from every case.
+aligned, as a conv output would be in a real model; the prefixes alone are the trivial model
+(:func:`trivial_case`) whose time is subtracted from every case.
 
 :func:`collect_patterns` lists what a set of graphs contains: each op's most common template,
 every ordered pair ``op1 -> op2``, every fork and diamond (one tensor, two readers), every
@@ -336,6 +336,33 @@ def build_case(steps, shape: CaseShape, *, prefix: str | None = None, suffix: st
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model
+
+
+def trivial_case(model, name: str = "T0"):
+    """The trivial model of test case ``model``: its inputs, their layout prefixes, and a
+    one-element Slice of each tensor the pattern reads: what every run of the case pays that is
+    no op of the pattern (a binary op's second operand has a prefix of its own).  (A same-size
+    Identity would not do: writing an output of the input's size costs a pass over memory, as
+    much as a Relu.)"""
+    from onnx import TensorProto, helper
+
+    g = model.graph
+    prefixes = {n.input[0]: n for n in g.node if n.name.startswith("prefix")}
+    w = _Writer(CaseShape(1, 1), None, 0)
+    w.nodes = list(prefixes.values())
+    tiny = Template("slice", (("tiny", True),))
+    outs = []
+    for v in g.input:
+        shape = tuple(d.dim_value for d in v.type.tensor_type.shape.dim)
+        read = prefixes[v.name].output[0] if v.name in prefixes else v.name
+        outs.append(_slice(w, tiny, [read], shape))
+    graph = helper.make_graph(
+        w.nodes, name, list(g.input),
+        [helper.make_tensor_value_info(t, TensorProto.FLOAT, list(w.shapes[t])) for t in outs],
+        w.inits)
+    trivial = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    trivial.ir_version = 8
+    return trivial
 
 
 def _other(w: _Writer, shape: tuple) -> str:

@@ -1,8 +1,9 @@
 """``nnmeter-tvm detect-rules --backend B -o FILE``: detect a backend's fusion rules by timing.
 
 Builds test cases from the ops, pairs, chains and connections the zoo's models contain (plus
-curated ones), times them on the backend under the measuring protocol and writes a rules file
-(schema: rules/SCHEMA.md).  Every measurement goes to the measurement store first, so a run
+curated ones), times them on the backend under the measuring protocol (each test model in
+``--repeats`` interleaved sessions, by the sum of its kernels' durations in the backend's
+profiler) and writes a rules file (schema: rules/SCHEMA.md).  Every measurement goes to the measurement store first, so a run
 stopped by Ctrl-C or by ``--budget`` resumes where it stopped when run again.
 """
 from __future__ import annotations
@@ -24,9 +25,13 @@ def add_parser(sub):
     p.add_argument("--variants", type=int, default=2, help="zoo variants per family (default 2)")
     p.add_argument("--store", help="measurement store (default: $NNMETER_TVM_STORE or "
                                    "~/.cache/nnmeter-tvm/measurements.sqlite)")
-    p.add_argument("--min-time", type=float, default=0.15, metavar="SECONDS",
-                   help="timed seconds per test model (protocol default 0.5; tiny models "
-                        "need less, and the value is recorded in the rules file)")
+    p.add_argument("--min-time", type=float, default=0.05, metavar="SECONDS",
+                   help="timed seconds per session of a test model (protocol default 0.5; "
+                        "tiny models need less, and the value is recorded in the rules file)")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="fresh sessions per test model, interleaved (default 3)")
+    p.add_argument("--whole-runs", action="store_true",
+                   help="time whole runs instead of the sum of the profiler's kernel times")
     p.add_argument("--no-observe", action="store_true",
                    help="never read the backend's own kernels (no layout model, no views)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -46,15 +51,18 @@ def run(args) -> int:
 
     if args.alpha <= 0:
         raise NNMeterError(f"--alpha must be positive, got {args.alpha}")
+    if args.repeats < 1:
+        raise NNMeterError(f"--repeats must be at least 1, got {args.repeats}")
     families = zoo.FAMILIES if args.families == "all" else tuple(args.families.split(","))
     graphs = [load_graph(m) for f in families for m in zoo.variants(f, args.variants)]
     patterns = collect_patterns(graphs)
-    config = ProtocolConfig(min_time_s=args.min_time, warmup_s=0.05, min_runs=15, max_time_s=3.0)
+    config = ProtocolConfig(min_time_s=args.min_time, warmup_s=0.02, min_runs=10, max_time_s=3.0)
     backend = get_backend(args.backend, config=config)
     progress = None if args.no_progress else Progress(sys.stderr, args.budget)
     store = Store(args.store)
     tester = RuleTester(backend, alpha=args.alpha, store=store, config=config,
-                        budget_s=args.budget, progress=progress, observe=not args.no_observe)
+                        budget_s=args.budget, progress=progress, observe=not args.no_observe,
+                        repeats=args.repeats, how="session" if args.whole_runs else "kernels")
     rules = tester.detect(patterns, graphs)
     if progress is not None:
         progress.close()
@@ -67,6 +75,8 @@ def run(args) -> int:
           + f"; layout: {rules.layout.name if rules.layout else 'none'}; "
           f"{rep.measurements} measured, {rep.reused} reused from {store.path}, "
           f"{rep.seconds:.0f} s")
+    origins = rules.detection.get("verdicts_by_origin", {})
+    print("verdicts: " + ", ".join(f"{n} {k}" for k, n in sorted(origins.items())))
     if rep.failed:
         print(f"{len(rep.failed)} test models failed, e.g. {rep.failed[0]}")
     if not rep.complete:
