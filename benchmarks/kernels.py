@@ -37,20 +37,6 @@ EXPLANATIONS = {
         "BN, .) -> Relu -> out}). tvm-llvm: one NAS-Bench-201 variant whose identical avg-pool "
         "branches the mapping attributes to one PrimFunc. These kernels cannot be reproduced; "
         "fixing the mapping is the backend's job (reported to the lead)."),
-    # NAS-Bench-201 node3 = (edge03 + edge13) + edge23, edges plain (25 channels): onnxruntime's
-    # optimised graph has FusedConv(edge03.conv, Z = edge13) -> node3.add1 and FusedConv(
-    # edge23.conv, Z = node3.add1) -> node3.add2, exactly the partition's kernels; the backend's
-    # kernel list credits add1 to the edge23 kernel.
-    "fusion: backend FusedConv / rules conv_bn_add": (
-        "A mapping error in the backend's own kernel list (nasbench201, plain cells, node3 = "
-        "(edge03 + edge13) + edge23). onnxruntime's optimised graph runs FusedConv(edge03.conv, "
-        "sum = edge13) writing node3.add1, and FusedConv(edge23.conv, sum = node3.add1) writing "
-        "node3.add2: conv+bn+add1 and conv+bn+add2, the partition's kernels. "
-        "`backends/ort_truth.py` credits add1 to the edge23 kernel, whose sum input it is "
-        "(reported to the lead)."),
-    "fusion: backend FusedConv / rules add_add,conv_bn_add": (
-        "The same mapping error as above, seen from the edge23 kernel: the backend's list puts "
-        "node3.add1 (computed by the edge03 FusedConv) into it."),
     # onnxruntime ConvAddActivationFusion (conv_add_act_fusion.cc, SelectProducerConv) skips a
     # Conv whose optional bias input is empty
     "fusion: backend Conv / rules conv_add": (

@@ -208,6 +208,20 @@ def test_ort_truth_conv_left_apart_from_add_by_nchwc(ort):
     assert_accounted(truth, model)
 
 
+def test_ort_truth_chained_sum_inputs_go_to_the_conv_that_adds_them(ort):
+    """y = (conv a + relu r) + conv c, 25 channels (plain layout): onnxruntime runs
+    FusedConv(a, sum=r) writing s and FusedConv(c, sum=s) writing y; s belongs to a's kernel,
+    not to c's (whose sum input it only is)."""
+    nodes, inits = chain(conv("x", "a", 25, 25, bias=True), conv("x", "c", 25, 25, bias=True),
+                         (node("Relu", ["x"], ["r"]), {}), (node("Add", ["a", "r"], ["s"]), {}),
+                         (node("Add", ["s", "c"], ["y"]), {}))
+    model = make_model(nodes, [("x", (1, 25, 8, 8))], [("y", (1, 25, 8, 8))], inits)
+    truth = ort.truth(model, timed=False)
+    assert set(kernel_with(truth, "a").nodes) == {"a", "s"}
+    assert set(kernel_with(truth, "c").nodes) == {"c", "y"}
+    assert_accounted(truth, model)
+
+
 # ---- measurement ------------------------------------------------------------------------
 
 def test_measure_records_statistics_and_context(ort, tmp_path):

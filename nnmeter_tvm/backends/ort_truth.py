@@ -216,8 +216,14 @@ def map_kernels(original, g1, g2) -> tuple[list[MappedKernel], set[int]]:
             k = g2_prod.get(tensor)
         return tensor
 
-    mapped_g1 = set(to_g1.values())
     absorbed: dict[int, set[int]] = {k: {j} for k, j in to_g1.items()}
+    g1_cons = _consumers(g1)
+    for k in sorted(to_g1):  # G2 order: a Sum input is mapped before the conv reading it
+        fused = _sum_fused(g1, g1_cons, g2.node[k], to_g1[k], eq.get(source(_sum_input(g2.node[k]))))
+        if fused:
+            absorbed[k].update(fused)
+            eq.update(zip(g2.node[k].output, g1.node[fused[-1]].output))
+    mapped_g1 = set().union(*absorbed.values()) if absorbed else set()
     claimed = set(mapped_g1)
     # (G2 consumer inputs, G1 tensors it needs): nodes in between were fused upstream
     needs = [([u for u in n.input if u and u not in g2_init], [t for t in g1.node[to_g1[k]].input
@@ -258,6 +264,39 @@ def map_kernels(original, g1, g2) -> tuple[list[MappedKernel], set[int]]:
         kernels.append(MappedKernel(tuple(ks), tuple(sorted(orig)), inserted=not regions))
     eliminated = set(range(len(original.node))) - used
     return kernels, eliminated
+
+
+def _consumers(graph) -> dict:
+    out: dict[str, list[int]] = {}
+    for i, n in enumerate(graph.node):
+        for t in n.input:
+            if t:
+                out.setdefault(t, []).append(i)
+    return out
+
+
+def _sum_input(node) -> str:
+    """The tensor a fused conv adds to its result (its 4th input: NCHWc Conv, FusedConv), or ""."""
+    return node.input[3] if node.op_type in ("Conv", "FusedConv") and len(node.input) > 3 else ""
+
+
+def _sum_fused(g1, g1_cons, node, j, sum_tensor) -> list[int]:
+    """G1 nodes a fused conv ``node`` (replacing G1 node ``j``) runs through its Sum input:
+    the Add of the conv's G1 output and ``sum_tensor``, then the activation it applies.  Its
+    output then stands for that Add's (or activation's), not the plain conv's: in
+    ``(a + b) + c`` the conv of ``a`` writes the first sum, the conv of ``c`` the second."""
+    if not sum_tensor or len(g1.node[j].output) != 1:
+        return []
+    adds = [a for a in g1_cons.get(g1.node[j].output[0], ())
+            if g1.node[a].op_type == "Add" and sum_tensor in g1.node[a].input]
+    if len(adds) != 1:
+        return []
+    fused = [adds[0]]
+    act = next((a.s.decode() for a in node.attribute if a.name == "activation"), None)
+    after = g1_cons.get(g1.node[adds[0]].output[0], ())
+    if act and len(after) == 1 and g1.node[after[0]].op_type == act:
+        fused.append(after[0])
+    return fused
 
 
 def _walk_back(g1, g1_prod, tensor, have, mapped):
