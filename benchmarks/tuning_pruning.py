@@ -262,7 +262,7 @@ def main(argv=None):
                          "replay-trace")
     ap.add_argument("--rounds", type=int, default=10,
                     help="alternating latency-measurement rounds (of --repeat samples each)")
-    ap.add_argument("--keep", type=float, default=0.95)
+    ap.add_argument("--keep", type=float, default=0.995)
     ap.add_argument("--predictor", default="tvm-llvm")
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
