@@ -1,0 +1,125 @@
+"""The noise ceiling of kernel samples: how well two measurements of the same kernel agree.
+
+    python benchmarks/kernel_noise.py [--backend ort-cpu] [--packs 20] [--repeats 3]
+
+The builder times each kernel sample inside a small model of several kernels side by side
+(``builder.kernel_models.build_model``), profiled under the protocol in ``--repeats`` fresh
+sessions.  Here the first ``--packs`` such models of a build's sample log (default: the build's
+own log) are profiled twice, exactly as the builder does, and each kernel's two times compared
+(``|a - b| / min(a, b)``).  A per-kernel cost model cannot be scored higher than this agreement,
+so it bounds the held-out ±10 % accuracy a bundle's ``families`` report.  ``--repeats 1`` shows
+what one session per model gives.  Writes ``benchmarks/results/kernel-noise-<backend>.json``
+and ``.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nnmeter_tvm.backends.machine import describe_machine  # noqa: E402
+from nnmeter_tvm.builder.build import Builder, BuildConfig  # noqa: E402
+from nnmeter_tvm.builder.kernel_models import build_model  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def pack_units(log_path: Path, count: int) -> list[dict]:
+    units = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    return [u for u in units if u.get("kind") == "pack" and u.get("kernels")][:count]
+
+
+def agreement(builder: Builder, units: list[dict]) -> tuple[np.ndarray, list[dict]]:
+    """Relative differences of every kernel's two times, and per-kernel rows."""
+    diffs, rows = [], []
+    for unit in units:
+        model = build_model(unit["specs"], seed=unit.get("seed", 0))
+        first, second = builder._truth(model), builder._truth(model)
+        for a, b in zip(first, second):
+            if a.ms and b.ms and a.nodes == b.nodes:
+                d = abs(a.ms - b.ms) / min(a.ms, b.ms)
+                diffs.append(d)
+                rows.append({"op": a.op_type, "a_ms": a.ms, "b_ms": b.ms, "diff": d})
+    return np.array(diffs), rows
+
+
+def summary(diffs: np.ndarray, rows: list[dict]) -> dict:
+    small = np.array([min(r["a_ms"], r["b_ms"]) < 0.02 for r in rows])
+
+    def within(mask, tol):
+        return float(100 * np.mean(diffs[mask] <= tol)) if mask.any() else None
+
+    every = np.ones(len(diffs), dtype=bool)
+    return {"kernels": int(len(diffs)), "within5": within(every, 0.05),
+            "within10": within(every, 0.10), "median_diff": float(np.median(diffs) * 100),
+            "under_20us": {"kernels": int(small.sum()), "within10": within(small, 0.10)},
+            "from_20us": {"kernels": int((~small).sum()), "within10": within(~small, 0.10)}}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--backend", default="ort-cpu")
+    ap.add_argument("--packs", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=None,
+                    help="sessions per model (default: the build's)")
+    ap.add_argument("--log", default=None, help="sample log (default: the build's)")
+    ap.add_argument("--out", default=str(RESULTS))
+    args = ap.parse_args(argv)
+    overrides = {} if args.repeats is None else {"repeats": args.repeats}
+    config = BuildConfig.for_backend(args.backend, **overrides)
+    builder = Builder(config, store=args.log)
+    log_path = Path(builder.log.path)
+    units = pack_units(log_path, args.packs)
+    if not units:
+        print(f"kernel_noise: {log_path} has no measured kernel models; run "
+              f"`nnmeter-tvm build --backend {args.backend}` first", file=sys.stderr)
+        return 2
+    start = time.monotonic()
+    diffs, rows = agreement(builder, units)
+    result = {"backend": args.backend, "date": datetime.datetime.now(datetime.timezone.utc)
+              .isoformat(timespec="seconds"), "machine": describe_machine(),
+              "sample_log": str(log_path), "packs": len(units), "repeats": config.repeats,
+              "protocol": {"min_runs": config.min_runs, "min_time_s": config.min_time_s},
+              "seconds": round(time.monotonic() - start, 1), **summary(diffs, rows),
+              "rows": rows}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"kernel-noise-{args.backend}" + ("" if args.repeats is None else f"-r{args.repeats}")
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / f"{name}.md").write_text(render(result))
+    print(f"{args.backend}: {result['kernels']} kernels measured twice, "
+          f"{result['within10']:.1f} % agree within ±10 % ({result['within5']:.1f} % within "
+          f"±5 %); wrote {out / name}.json and .md")
+    return 0
+
+
+def render(r: dict) -> str:
+    m = r["machine"]
+    return (f"# Kernel-sample noise ceiling: {r['backend']}\n\n"
+            f"Generated by `benchmarks/kernel_noise.py` on {r['date']} in {r['seconds']} s; "
+            f"{m.get('cpu_model')}, {m.get('cores')} cores.  {r['packs']} kernel models of the "
+            f"sample log `{r['sample_log']}`, each profiled twice as the builder does "
+            f"({r['repeats']} fresh sessions per profile, >= {r['protocol']['min_runs']} runs "
+            f"and >= {r['protocol']['min_time_s']} s per session).\n\n"
+            "| kernels | within ±5 % | within ±10 % | median difference | ±10 %, kernels < 20 µs "
+            "| ±10 %, kernels >= 20 µs |\n| ---: | ---: | ---: | ---: | ---: | ---: |\n"
+            f"| {r['kernels']} | {r['within5']:.1f} % | {r['within10']:.1f} % | "
+            f"{r['median_diff']:.1f} % | {_pct(r['under_20us'])} | {_pct(r['from_20us'])} |\n\n"
+            "A per-kernel cost model cannot be scored above this agreement: it bounds the "
+            "held-out ±10 % accuracy in a bundle's `families`.\n")
+
+
+def _pct(block: dict) -> str:
+    v = block["within10"]
+    return "-" if v is None else f"{v:.1f} % (n={block['kernels']})"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
