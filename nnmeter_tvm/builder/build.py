@@ -282,7 +282,7 @@ class Builder:
         return ProtocolConfig(min_runs=self.config.min_runs, min_time_s=self.config.min_time_s,
                               warmup_runs=3, warmup_s=0.05)
 
-    def _truth(self, model) -> list:
+    def timed_kernels(self, model) -> list:
         """The backend's timed kernels for ``model``, profiled in ``config.repeats`` sessions
         (per kernel the median across them: one session's small kernels can read 2x off)."""
         backend = self.backend
@@ -355,7 +355,7 @@ class Builder:
         if room < len(model.graph.node):
             return False
         try:
-            truth = self._truth(model)
+            truth = self.timed_kernels(model)
         except NNMeterError as exc:
             self.log.add(unit, error=str(exc)[:300], **info)
             return True
