@@ -42,6 +42,11 @@ def render_table(report, max_rows: int | None = None) -> str:
                  f"overhead {fixed:.4f}) with predictor {p.get('name')} [{p.get('backend')}]")
     if report.measured_ms is not None:
         lines.append(f"measured {report.measured_ms:.4f} ms, error {100 * report.error:+.1f}%")
+    if measured:
+        per_kernel = p.get("per_kernel_overhead_ms", 0.0) or 0.0
+        lines.append(f"(meas ms: the backend profiler's time of each kernel, which includes the "
+                     f"profiler's own cost; pred ms includes the fitted per-kernel correction "
+                     f"{1000 * per_kernel:+.1f} µs, so the smallest kernels differ most)")
     if report.fallback_kernels:
         lines.append(f"* {len(report.fallback_kernels)} kernel(s) on the generic FLOPs/bytes "
                      "fallback (no trained model for their type)")
