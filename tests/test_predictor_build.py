@@ -37,6 +37,7 @@ class FakeBackend:
 
     name = "ort-cpu"
     config = None
+    profile_sessions = 1
 
     def __init__(self):
         self.rules = from_dict(RULES)

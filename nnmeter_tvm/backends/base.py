@@ -210,6 +210,7 @@ class Backend:
     """
 
     name = "base"
+    profile_sessions = 1   # fresh sessions truth(timed=True) profiles, where a backend can
     threads = 1
 
     def __init__(self, config: _protocol.ProtocolConfig | None = None):

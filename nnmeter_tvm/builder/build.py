@@ -286,16 +286,13 @@ class Builder:
         """The backend's timed kernels for ``model``, profiled in ``config.repeats`` sessions
         (per kernel the median across them: one session's small kernels can read 2x off)."""
         backend = self.backend
-        saved = backend.config, getattr(backend, "profile_sessions", None)
+        saved = backend.config, backend.profile_sessions
         backend.config = self._kernel_config()
-        if saved[1] is not None:
-            backend.profile_sessions = max(1, self.config.repeats)
+        backend.profile_sessions = max(1, self.config.repeats)
         try:
             return list(backend.truth(model, timed=True).kernels)
         finally:
-            backend.config = saved[0]
-            if saved[1] is not None:
-                backend.profile_sessions = saved[1]
+            backend.config, backend.profile_sessions = saved
 
     # -- samples: derived from the log with the current rules, cached per unit
     def rows(self, unit: dict) -> list[dict]:
