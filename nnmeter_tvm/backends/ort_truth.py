@@ -219,7 +219,8 @@ def map_kernels(original, g1, g2) -> tuple[list[MappedKernel], set[int]]:
     absorbed: dict[int, set[int]] = {k: {j} for k, j in to_g1.items()}
     g1_cons = _consumers(g1)
     for k in sorted(to_g1):  # G2 order: a Sum input is mapped before the conv reading it
-        fused = _sum_fused(g1, g1_cons, g2.node[k], to_g1[k], eq.get(source(_sum_input(g2.node[k]))))
+        sum_tensor = eq.get(source(_sum_input(g2.node[k])))
+        fused = _sum_fused(g1, g1_cons, g2.node[k], to_g1[k], sum_tensor)
         if fused:
             absorbed[k].update(fused)
             eq.update(zip(g2.node[k].output, g1.node[fused[-1]].output))
@@ -292,11 +293,16 @@ def _sum_fused(g1, g1_cons, node, j, sum_tensor) -> list[int]:
     if len(adds) != 1:
         return []
     fused = [adds[0]]
-    act = next((a.s.decode() for a in node.attribute if a.name == "activation"), None)
+    act = _activation(node)
     after = g1_cons.get(g1.node[adds[0]].output[0], ())
     if act and len(after) == 1 and g1.node[after[0]].op_type == act:
         fused.append(after[0])
     return fused
+
+
+def _activation(node) -> str | None:
+    """The activation an onnxruntime fused node applies (its ``activation`` attribute)."""
+    return next((a.s.decode() for a in node.attribute if a.name == "activation"), None)
 
 
 def _walk_back(g1, g1_prod, tensor, have, mapped):
@@ -320,12 +326,9 @@ def _walk_back(g1, g1_prod, tensor, have, mapped):
 
 def node_detail(node) -> str:
     """Domain, fused activation and fused Sum input of an executed node, for ``detail``."""
-    from onnx import helper
-
     parts = [f"domain={node.domain}"] if node.domain else []
-    for a in node.attribute:
-        if a.name == "activation":
-            parts.append(f"activation={helper.get_attribute_value(a).decode()}")
-    if node.op_type in ("Conv", "FusedConv") and len(node.input) > 3 and node.input[3]:
+    if _activation(node):
+        parts.append(f"activation={_activation(node)}")
+    if _sum_input(node):
         parts.append("sum")
     return " ".join(parts)

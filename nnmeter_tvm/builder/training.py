@@ -111,7 +111,8 @@ def train_family(family: str, x, ms, keys=None, feature_names=(), seed: int = 0,
     targets = tuple(targets)
     rng = np.random.default_rng(seed)
     base_all = fit_baseline(family, x, ms)
-    tr, ho = split(len(ms), rng, heldout, size=base_all.predict_encoded(family, x))
+    base_all_ms = base_all.predict_encoded(family, x)
+    tr, ho = split(len(ms), rng, heldout, size=base_all_ms)
     base = fit_baseline(family, x[tr], ms[tr])  # the held-out rows unseen by it too
     base_ms = base.predict_encoded(family, x)
     by_target, preds = {}, {}
@@ -123,7 +124,7 @@ def train_family(family: str, x, ms, keys=None, feature_names=(), seed: int = 0,
                                        -by_target[t]["rmspe"]))
     err = np.abs(preds[best] - ms[ho]) / ms[ho]
     bad = [keys[i] for i, e in zip(ho, err) if e > 0.10] if keys is not None else []
-    booster = fit_booster(x, ms, best, seed, rounds, base_all.predict_encoded(family, x))
+    booster = fit_booster(x, ms, best, seed, rounds, base_all_ms)
     info = {"samples": samples, "rows": int(len(ms)), "heldout": by_target[best],
             "by_target": by_target}
     model = FamilyModel(family, booster, best, feature_names, info,

@@ -140,9 +140,12 @@ class Predictor:
         flat_names = [""] * len(pairs)
         # views (ops the backend runs as no kernel: aliases, common subexpressions it merged)
         # cost nothing; only the others are priced
-        priced_at = [i for i, (k, _) in enumerate(pairs) if not k.attrs.get("view")]
-        for i in set(range(len(pairs))) - set(priced_at):
-            flat_names[i] = "view"
+        priced_at = []
+        for i, (k, _) in enumerate(pairs):
+            if k.attrs.get("view"):
+                flat_names[i] = "view"
+            else:
+                priced_at.append(i)
         if len(priced_at) < len(pairs):
             pairs = [pairs[i] for i in priced_at]
         configs, index = features.configs_by_family(pairs, return_index=True)
