@@ -299,6 +299,31 @@ def test_tvm_groups_conv_add_relu_chain(tvm_backend):
     assert_accounted(truth, model)
 
 
+def test_tvm_truth_times_each_call_in_every_profiled_vm(tvm_backend, monkeypatch):
+    from nnmeter_tvm.backends import tvm_llvm
+
+    sessions = []
+    real = tvm_llvm.timed_calls
+
+    def counted(runner, *args, **kwargs):
+        sessions.append(runner.vm)
+        return real(runner, *args, **kwargs)
+
+    monkeypatch.setattr(tvm_llvm, "timed_calls", counted)
+    monkeypatch.setattr(tvm_backend, "profile_sessions", 3)
+    truth = tvm_backend.truth(conv_add_relu())
+    assert len(sessions) == 3 and len({id(vm) for vm in sessions}) == 3   # fresh VMs
+    assert all(k.ms is not None and k.ms > 0 for k in truth.kernels)
+
+
+def test_tvm_call_times_pair_each_call_with_its_start():
+    from nnmeter_tvm.backends.tvm_llvm import _call_times
+
+    events = [("a", True, 1_000), ("a", False, 3_000), ("b", True, 3_500),
+              ("b", False, 4_500), ("a", True, 5_000), ("a", False, 5_250)]
+    assert _call_times(events) == [("a", 0.002), ("b", 0.001), ("a", 0.00025)]
+
+
 def test_tvm_truth_maps_bias_and_gemm(tvm_backend):
     model = gemm_relu()
     truth = tvm_backend.truth(model, timed=False)

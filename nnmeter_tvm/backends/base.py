@@ -198,6 +198,24 @@ class Runner:
         return self
 
 
+def middle_mean(values) -> float:
+    """Mean of the middle half (the median for fewer than 4 values): a kernel's time over its
+    profiled runs.  Profilers count whole microseconds, so a median stays on that grid while
+    a trimmed mean resolves a 3 µs kernel; one preempted run moves neither."""
+    v = np.sort(np.asarray(values, dtype=np.float64))
+    if len(v) < 4:
+        return float(np.median(v))
+    q = len(v) // 4
+    return float(v[q: len(v) - q].mean())
+
+
+def across_sessions(per_session: list[dict]) -> dict:
+    """Per kernel, the median of its time over the profiled sessions (a small kernel's time
+    depends on where its session's buffers landed); kernels missing from a session dropped."""
+    keys = set.intersection(*(set(t) for t in per_session))
+    return {k: float(np.median([t[k] for t in per_session])) for k in keys}
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 

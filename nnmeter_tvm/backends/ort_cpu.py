@@ -17,7 +17,8 @@ import numpy as np
 
 from ..errors import BackendError
 from . import protocol
-from .base import Backend, KernelTruth, Runner, TruthKernel, load, make_inputs
+from .base import (Backend, KernelTruth, Runner, TruthKernel, across_sessions, load, make_inputs,
+                   middle_mean)
 from .ort_truth import G1_DISABLED_OPTIMIZERS, map_kernels, node_detail
 
 
@@ -131,10 +132,8 @@ class OrtCpu(Backend):
         ``profile_sessions`` fresh sessions.  Why several: a small kernel's time depends on
         where its session's buffers landed (the same 4 µs reorder reads 3-11 µs from one
         session to the next), and the models we predict run in sessions of their own."""
-        per_session = [self._profile_session(loaded, g2, f"{prefix}{i}")
-                       for i in range(max(1, self.profile_sessions))]
-        nodes = set.intersection(*(set(t) for t in per_session))
-        return {k: float(np.median([t[k] for t in per_session])) for k in nodes}
+        return across_sessions([self._profile_session(loaded, g2, f"{prefix}{i}")
+                                for i in range(max(1, self.profile_sessions))])
 
     def _profile_session(self, loaded, g2, prefix: str) -> dict[int, float]:
         """One profiled session timed under the protocol (warm-up, run counts, drift guard);
@@ -193,13 +192,4 @@ def _node_times(events, g2, last_runs: int) -> dict[int, float]:
         i = seen.get(key, 0)
         seen[key] = i + 1
         durations.setdefault(ks[i % len(ks)], []).append(e["dur"] / 1000.0)
-    return {k: _middle_mean(v[-last_runs:]) for k, v in durations.items()}
-
-
-def _middle_mean(values) -> float:
-    """Mean of the middle half (the median for fewer than 4 values)."""
-    v = np.sort(np.asarray(values, dtype=np.float64))
-    if len(v) < 4:
-        return float(np.median(v))
-    q = len(v) // 4
-    return float(v[q: len(v) - q].mean())
+    return {k: middle_mean(v[-last_runs:]) for k, v in durations.items()}

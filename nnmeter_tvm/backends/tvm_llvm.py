@@ -12,7 +12,8 @@ kernels are plain loop nests: slow, but what this pipeline produces.
 Kernels (ground truth): the same pass list run in three stages (up to FuseOps, FuseOps, the
 rest) so the ``Primitive`` functions FuseOps creates can be read, mapped back to ONNX nodes
 through :mod:`.relax_import`'s provenance, and each call timed in the VM (an instrument
-callback around every ``call_tir``; median over the profiled runs).
+callback around every ``call_tir``) in ``profile_sessions`` fresh VMs, each timed under the
+protocol: the interquartile mean of a call's runs, then the median across the VMs.
 """
 from __future__ import annotations
 
@@ -28,12 +29,11 @@ os.environ["TVM_BIND_THREADS"] = "0"
 
 from ..errors import BackendError  # noqa: E402
 from . import protocol  # noqa: E402
-from .base import Backend, KernelTruth, Runner, TruthKernel, load, make_inputs  # noqa: E402
+from .base import (Backend, KernelTruth, Runner, TruthKernel, across_sessions,  # noqa: E402
+                   load, make_inputs, middle_mean)
 from .relax_import import bindings, import_onnx, var_id  # noqa: E402
 
 TARGET = "llvm"
-PROFILED_RUNS = 10
-PROFILE_WARMUP = 2
 
 
 def _tvm():
@@ -146,7 +146,9 @@ class TvmLlvm(Backend):
         times = {}
         if timed:
             ex, vm = self._build(m3, loaded.label, passes=seq(lowered[j + 1:]))
-            times = self._profile(vm, self._args(loaded), calls)
+            runner = TvmRunner(vm, self._args(loaded), loaded.label, ex)
+            times = across_sessions([self._profile_session(runner.fresh(), calls)
+                                     for _ in range(max(1, self.profile_sessions))])
         kernels, used = [], set()
         count: dict[str, int] = {}
         for n, call in enumerate(calls):
@@ -163,38 +165,56 @@ class TvmLlvm(Backend):
         return KernelTruth(self.name, self.version(), loaded.label, tuple(kernels), eliminated,
                            timed)
 
-    def _profile(self, vm, args, calls) -> dict[int, float]:
-        """Median ms of each kernel call over PROFILED_RUNS runs (VM instrument callback)."""
+    def _profile_session(self, runner: TvmRunner, calls) -> dict[int, float]:
+        """ms of each kernel call in one VM timed under the protocol (warm-up, run counts,
+        drift and CPU-share guard): the interquartile mean of its runs in the kept attempt."""
         by_func: dict[str, list[int]] = {}
         for n, c in enumerate(calls):
             by_func.setdefault(c.func, []).append(n)
-        events: list = []
-
-        def instrument(func, symbol, before, ret, *rest):
-            events.append((symbol, before, time.perf_counter_ns()))
-            return 0
-
-        main = vm["main"]
-        with protocol.quiet(self.config):
-            for _ in range(PROFILE_WARMUP):
-                main(*args)
-            vm.set_instrument(instrument)
-            for _ in range(PROFILED_RUNS):
-                main(*args)
+        timing, runs = timed_calls(runner, self.config, by_func.__contains__)
+        if not timing.ok:
+            raise BackendError(f"{self.name}: {runner.label}: profiling failed: {timing.error}")
         durations: dict[int, list[float]] = {}
-        seen: dict[str, int] = {}
-        start: dict[str, int] = {}
-        for symbol, before, t in events:
-            if symbol not in by_func:
-                continue
-            if before:
-                start[symbol] = t
-                continue
-            i = seen.get(symbol, 0)
-            seen[symbol] = i + 1
-            n = by_func[symbol][i % len(by_func[symbol])]
-            durations.setdefault(n, []).append((t - start[symbol]) * 1e-6)
-        return {n: float(np.median(v)) for n, v in durations.items()}
+        for run in runs:
+            seen: dict[str, int] = {}
+            for symbol, ms in run:
+                i = seen.get(symbol, 0)
+                seen[symbol] = i + 1
+                n = by_func[symbol][i % len(by_func[symbol])]
+                durations.setdefault(n, []).append(ms)
+        return {n: middle_mean(v) for n, v in durations.items()}
+
+
+def timed_calls(runner: TvmRunner, config, keep, timeout_s: float = 300.0, start=None):
+    """Time ``runner`` under the protocol with a VM instrument around every call whose symbol
+    ``keep(symbol)`` accepts.  Returns the Timing and, for each run of the kept attempt, its
+    calls as ``(symbol, ms)`` in call order (empty when the timing failed)."""
+    runs: list[list] = []
+
+    def instrument(func, symbol, before, ret, *rest):
+        now = time.perf_counter_ns()
+        if keep(symbol):
+            runs[-1].append((symbol, before, now))
+        return 0
+
+    def run():
+        runs.append([])
+        runner()
+
+    runner.vm.set_instrument(instrument)
+    timing = protocol.measure_callable(run, config=config, timeout_s=timeout_s, start=start)
+    return timing, [_call_times(events) for events in runs[-timing.runs:]] if timing.ok else []
+
+
+def _call_times(events) -> list[tuple[str, float]]:
+    """``(symbol, ms)`` of each call from one run's ``(symbol, before, ns)`` events."""
+    out, opened = [], {}
+    for symbol, before, t in events:
+        if before:
+            opened[symbol] = t
+        else:
+            out.append((symbol, (t - opened.pop(symbol, t)) * 1e-6))
+    return out
 
 
 def _callee(value):

@@ -187,31 +187,13 @@ def _run_sums(events) -> list[float]:
 def tvm_kernel_sum(backend, loaded, *, key, config, timeout_s):
     """A Measurement of ``loaded`` on TVM whose runs are the summed durations of its kernel
     calls (the VM's instrument callback around every call; the VM's builtins are left out)."""
-    from ..backends import protocol
+    from ..backends.tvm_llvm import timed_calls
 
     start = time.perf_counter()
-    runner = _compiled(backend, loaded).fresh()
-    per_run: list[float] = []
-    opened: dict = {}
-
-    def instrument(func, symbol, before, ret, *rest):
-        now = time.perf_counter_ns()
-        if symbol.startswith("vm.builtin"):
-            return 0
-        if before:
-            opened[symbol] = now
-        else:
-            per_run[-1] += (now - opened.pop(symbol, now)) * 1e-6
-        return 0
-
-    def run():
-        per_run.append(0.0)
-        runner()
-
-    runner.vm.set_instrument(instrument)
-    timing = protocol.measure_callable(run, config=config or backend.config, timeout_s=timeout_s,
-                                       start=start)
-    sums = per_run[-timing.runs:] if timing.ok else []
+    timing, runs = timed_calls(_compiled(backend, loaded).fresh(), config or backend.config,
+                               lambda symbol: not symbol.startswith("vm.builtin"),
+                               timeout_s=timeout_s, start=start)
+    sums = [sum(ms for _, ms in run) for run in runs]
     return _measurement(backend, key, timing, sums, time.perf_counter() - start)
 
 

@@ -7,8 +7,9 @@ def add_parser(sub):
                                      "train)")
     p.add_argument("--backend", required=True, help="ort-cpu or tvm-llvm")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="bundle folder to write")
-    p.add_argument("--minutes", type=float, default=15.0,
-                   help="time budget for sampling and measuring (default 15)")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="time budget for sampling and measuring (default: 15 for ort-cpu, 30 "
+                        "for tvm-llvm, which compiles every model)")
     p.add_argument("--max-samples", type=int, default=None,
                    help="kernels-timed budget (default: 3000 for ort-cpu, 2500 for tvm-llvm)")
     p.add_argument("--store", default=None, metavar="PATH",
@@ -25,9 +26,11 @@ def run(args) -> int:
     from ..builder.build import build
 
     overrides = {"seed": args.seed}
+    if args.minutes is not None:
+        overrides["minutes"] = args.minutes
     if args.max_samples is not None:
         overrides["max_samples"] = args.max_samples
-    result = build(args.backend, args.output, minutes=args.minutes, store=args.store,
+    result = build(args.backend, args.output, store=args.store,
                    progress=not args.quiet, rules_file=args.rules, **overrides)
     print(f"bundle {result.bundle}: {result.measurements} kernels timed, {result.samples} "
           f"usable as samples, in {result.seconds:.0f} s")
