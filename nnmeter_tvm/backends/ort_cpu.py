@@ -3,7 +3,8 @@ inter-op thread, sequential execution.
 
 Kernels (ground truth) come from the graph onnxruntime really executes (written through
 ``SessionOptions.optimized_model_filepath``) mapped back to the original nodes by
-:mod:`.ort_truth`, each timed by onnxruntime's profiler (median over the profiled runs).
+:mod:`.ort_truth`, each timed by onnxruntime's profiler in ``profile_sessions`` fresh sessions
+(the interquartile mean of its runs in each, then the median across the sessions).
 """
 from __future__ import annotations
 
