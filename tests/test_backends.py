@@ -393,23 +393,26 @@ def test_cli_truth_json(tmp_path, capsys, private_lock):
 # ---- onnxruntime profiler times -------------------------------------------------------------
 
 def test_profiler_times_use_the_kept_runs_and_resolve_below_a_microsecond():
-    """Per node: only the last ``last_runs`` runs count (earlier ones warmed up or belonged to
-    a drifted attempt), and their interquartile mean resolves what whole microseconds cannot."""
+    """Per node: only the kept attempt's runs count (the others warmed up or drifted), and
+    their interquartile mean resolves what whole microseconds cannot."""
     from types import SimpleNamespace
 
     from nnmeter_tvm.backends.ort_cpu import _node_times
+    from nnmeter_tvm.backends.protocol import Timing
 
     g2 = SimpleNamespace(node=[SimpleNamespace(name="a", op_type="Conv"),
                                SimpleNamespace(name="", op_type="ReorderInput")])
-    durs_a = [90, 95] + [3, 4, 3, 4, 3, 4, 3, 4]    # two slow warm-up runs, then 3-4 µs
-    durs_r = [50, 50] + [2] * 8
+    # two slow warm-up runs, 3-4 µs runs of the kept attempt, then a drifted later attempt
+    durs_a = [90, 95] + [3, 4, 3, 4, 3, 4, 3, 4] + [40, 40]
+    durs_r = [50, 50] + [2] * 8 + [30, 30]
     events = []
     for da, dr in zip(durs_a, durs_r):
         events.append({"cat": "Node", "name": "a_kernel_time", "dur": da})
         events.append({"cat": "Node", "name": "ReorderInput_token_7_kernel_time", "dur": dr,
                        "args": {"op_name": "ReorderInput"}})
     events.append({"cat": "Session", "name": "model_run", "dur": 1000})
-    times = _node_times(events, g2, last_runs=8)
+    kept = Timing("ok", 0.004, 0.003, 0.005, 8, 1.0, 0.0, 2, None, first_run=2)
+    times = _node_times(events, g2, kept)
     assert times[0] == pytest.approx(0.0035)
     assert times[1] == pytest.approx(0.002)
 

@@ -57,6 +57,16 @@ def test_drift_that_never_settles_is_recorded_with_the_best_attempt(fast):
     assert t.drift == pytest.approx(0.2)      # the least-drifting attempt is kept
 
 
+def test_kept_runs_are_those_of_the_best_attempt_not_the_last(fast):
+    """A caller recording one entry per call keeps the best attempt's timed runs: here the
+    first attempt (20 % drift) beats the later ones, so calls 2..6 (after 2 warm-up runs)."""
+    ref = ReferenceWorkload(timer=scripted(1.0, 1.0, 1.0, 1.2, 1.2, 1.3, 1.3, 1.25))
+    fn = Counter()
+    t = measure_callable(fn, config=fast, reference=ref)
+    assert t.attempts == fast.max_attempts and fn.calls == 4 * 7
+    assert t.kept(list(range(fn.calls))) == [2, 3, 4, 5, 6]
+
+
 def test_a_faster_reference_lowers_a_baseline_taken_under_load(fast):
     ref = ReferenceWorkload(timer=scripted(2.0, 2.0, 2.0, 1.0, 1.0))
     t = measure_callable(Counter(), config=fast, reference=ref)

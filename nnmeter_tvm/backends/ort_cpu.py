@@ -155,7 +155,7 @@ class OrtCpu(Backend):
             trace.unlink(missing_ok=True)
         if not timing.ok:
             raise BackendError(f"ort-cpu: {loaded.label}: profiling failed: {timing.error}")
-        return _node_times(events, g2, last_runs=timing.runs)
+        return _node_times(events, g2, timing)
 
 
 def _total(times: dict, nodes) -> float | None:
@@ -168,9 +168,9 @@ def _display_name(graph, k: int) -> str:
     return node.name or f"{node.op_type}#{k}"
 
 
-def _node_times(events, g2, last_runs: int) -> dict[int, float]:
-    """ms per G2 node from profiler ``Node`` events (interquartile mean) over the last
-    ``last_runs`` runs (the protocol's kept attempt; earlier ones warmed up or drifted).
+def _node_times(events, g2, timing) -> dict[int, float]:
+    """ms per G2 node from profiler ``Node`` events (interquartile mean) over the runs of
+    ``timing``'s kept attempt (:meth:`Timing.kept`; the others warmed up or drifted).
 
     Events are named ``<node name>_kernel_time``; an unnamed node is reported as
     ``<op>_<internal index>``, so unnamed nodes are matched by op type in execution order.
@@ -193,4 +193,4 @@ def _node_times(events, g2, last_runs: int) -> dict[int, float]:
         i = seen.get(key, 0)
         seen[key] = i + 1
         durations.setdefault(ks[i % len(ks)], []).append(e["dur"] / 1000.0)
-    return {k: middle_mean(v[-last_runs:]) for k, v in durations.items()}
+    return {k: middle_mean(timing.kept(v)) for k, v in durations.items()}

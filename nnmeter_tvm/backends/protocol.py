@@ -79,10 +79,17 @@ class Timing:
     attempts: int
     core: int | None
     error: str | None = None
+    # calls of fn before the kept attempt's first timed run: a caller that records something
+    # per call (profiler events, per-kernel times) keeps calls [first_run, first_run + runs)
+    first_run: int = 0
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    def kept(self, per_call: list) -> list:
+        """The entries of a per-call record that belong to the kept attempt's timed runs."""
+        return list(per_call[self.first_run: self.first_run + self.runs]) if self.ok else []
 
 
 class ReferenceWorkload:
@@ -282,6 +289,13 @@ def measure_callable(fn, *, config: ProtocolConfig | None = None, timeout_s: flo
     start = clock() if start is None else start
     deadline = start + timeout_s
     best, attempt, core = None, 0, None
+    calls = 0
+
+    def counted():
+        nonlocal calls
+        calls += 1
+        fn()
+
     while attempt < config.max_attempts:
         attempt += 1
         readings = []
@@ -291,7 +305,7 @@ def measure_callable(fn, *, config: ProtocolConfig | None = None, timeout_s: flo
                 if reference.baseline is None:
                     reference.calibrate()
                 readings.append(reference.read())
-                samples, share = _batch(fn, config, deadline, clock,
+                samples, share = _batch(counted, config, deadline, clock,
                                         lambda: readings.append(reference.read()))
                 readings.append(reference.read())
         except _Timeout as exc:
@@ -299,15 +313,15 @@ def measure_callable(fn, *, config: ProtocolConfig | None = None, timeout_s: flo
                           f"exceeded the {timeout_s:g} s time limit (during {exc})")
         drift = max([reference.drift(r, config.drift_limit) for r in readings] + [1.0 - share])
         if best is None or drift < best[0]:
-            best = (drift, samples)
+            best = (drift, samples, calls - len(samples))
         if drift <= config.drift_limit:
             break
         wait = min(config.retry_wait_s * attempt, 5.0)
         if attempt >= config.max_attempts or clock() + wait > deadline:
             break
         time.sleep(wait)
-    drift, samples = best
+    drift, samples, first = best
     ms = np.asarray(samples, dtype=np.float64) * 1e-6
     return Timing("ok", float(np.median(ms)), float(np.percentile(ms, 10)),
                   float(np.percentile(ms, 90)), len(samples), clock() - start, float(drift),
-                  attempt, core)
+                  attempt, core, first_run=first)

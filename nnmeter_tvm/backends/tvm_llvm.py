@@ -203,7 +203,7 @@ def timed_calls(runner: TvmRunner, config, keep, timeout_s: float = 300.0, start
 
     runner.vm.set_instrument(instrument)
     timing = protocol.measure_callable(run, config=config, timeout_s=timeout_s, start=start)
-    return timing, [_call_times(events) for events in runs[-timing.runs:]] if timing.ok else []
+    return timing, [_call_times(events) for events in timing.kept(runs)]
 
 
 def _call_times(events) -> list[tuple[str, float]]:

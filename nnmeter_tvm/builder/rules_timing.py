@@ -165,7 +165,7 @@ def ort_kernel_sum(backend, loaded, *, key, config, timeout_s):
                                            config=config or backend.config, timeout_s=timeout_s,
                                            start=start)
         events = json.loads(Path(session.end_profiling()).read_text())
-    sums = _run_sums(events)[-timing.runs:] if timing.ok else []
+    sums = timing.kept(_run_sums(events))
     return _measurement(backend, key, timing, sums, time.perf_counter() - start)
 
 
