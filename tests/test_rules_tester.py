@@ -145,10 +145,11 @@ def test_real_onnxruntime_conv_relu_fuses_and_relu_conv_does_not():
     config = ProtocolConfig(min_time_s=0.05, warmup_s=0.02, min_runs=10)
     backend = get_backend("ort-cpu", config=config)
     # a 1x1 conv at large HW: the relu (what fusion saves, ~18 us here) is big enough that the
-    # saving clears alpha * T_relu by ~9 us, about ten times the sessions' spread (~1 us); at
-    # 8 channels the margin was ~4 us and a busy machine's spread made it inconclusive
+    # saving clears alpha * T_relu by ~9 us, about ten times the sessions' spread (~1 us).  The
+    # shared machine has slow spells (everything ~20 % slower for a minute) that can catch a
+    # part's sessions; the median over 5 interleaved sessions outvotes two caught ones
     tester = RuleTester(backend, shapes=(CaseShape(16, 112),), prefix=None, observe=False,
-                        config=config)
+                        config=config, repeats=5)
     conv = Template("conv", tuple(sorted(dict(default_template("conv").params, kernel_shape=(1, 1),
                                              pads=(0, 0, 0, 0)).items())))
     relu = default_template("relu")
@@ -157,7 +158,7 @@ def test_real_onnxruntime_conv_relu_fuses_and_relu_conv_does_not():
     assert fused.case == "conv+relu", fused.evidence
     assert apart.case == "relu | conv", apart.evidence
     assert fused.origin["method"] == "timing" and not fused.evidence[0]["inconclusive"]
-    assert len(fused.evidence[0]["t12"]["repeats_ms"]) == 3
+    assert len(fused.evidence[0]["t12"]["repeats_ms"]) == 5
 
 
 def test_kernel_sums_split_the_profile_into_runs():
