@@ -58,3 +58,14 @@ def test_detect_rules_bad_input_is_one_line(tmp_path, capsys):
     assert main(["detect-rules", "--backend", "ort-cpu", "-o", out, "--repeats", "0"]) == 2
     err = capsys.readouterr().err
     assert "--repeats" in err and len(err.strip().splitlines()) == 1
+
+
+def test_detect_rules_shapes_are_parsed_and_bad_ones_named(tmp_path, capsys):
+    from nnmeter_tvm.builder.testcases import CaseShape
+    from nnmeter_tvm.cli.detect_rules import parse_shapes
+
+    assert parse_shapes("16x56, 24x40") == (CaseShape(16, 56), CaseShape(24, 40))
+    out = str(tmp_path / "r.json")
+    assert main(["detect-rules", "--backend", "ort-cpu", "-o", out, "--shapes", "16x"]) == 2
+    err = capsys.readouterr().err
+    assert "--shapes" in err and "'16x'" in err and len(err.strip().splitlines()) == 1

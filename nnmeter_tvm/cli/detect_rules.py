@@ -28,6 +28,10 @@ def add_parser(sub):
     p.add_argument("--min-time", type=float, default=0.05, metavar="SECONDS",
                    help="timed seconds per session of a test model (protocol default 0.5; "
                         "tiny models need less, and the value is recorded in the rules file)")
+    p.add_argument("--shapes", default=None, metavar="CxHW,...",
+                   help="test shapes, e.g. 16x56,24x40 (channels x square size; default per "
+                        "backend: 32x56,18x56 for ort-cpu, 8x32,12x24 for tvm-llvm).  An op "
+                        "under a microsecond at every shape gets no timed verdict")
     p.add_argument("--repeats", type=int, default=3,
                    help="fresh sessions per test model, interleaved (default 3)")
     p.add_argument("--whole-runs", action="store_true",
@@ -36,6 +40,20 @@ def add_parser(sub):
                    help="never read the backend's own kernels (no layout model, no views)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
+
+
+def parse_shapes(text: str) -> tuple:
+    """``"16x56,24x40"`` -> (CaseShape(16, 56), CaseShape(24, 40))."""
+    from ..builder.testcases import CaseShape
+    from ..errors import NNMeterError
+
+    shapes = []
+    for item in text.split(","):
+        c, _, hw = item.strip().partition("x")
+        if not (c.isdigit() and hw.isdigit() and int(c) > 0 and int(hw) > 0):
+            raise NNMeterError(f"--shapes: {item.strip()!r} is not CxHW (e.g. 16x56)")
+        shapes.append(CaseShape(int(c), int(hw)))
+    return tuple(shapes)
 
 
 def run(args) -> int:
@@ -53,6 +71,7 @@ def run(args) -> int:
         raise NNMeterError(f"--alpha must be positive, got {args.alpha}")
     if args.repeats < 1:
         raise NNMeterError(f"--repeats must be at least 1, got {args.repeats}")
+    shapes = parse_shapes(args.shapes) if args.shapes else None
     families = zoo.FAMILIES if args.families == "all" else tuple(args.families.split(","))
     graphs = [load_graph(m) for f in families for m in zoo.variants(f, args.variants)]
     patterns = collect_patterns(graphs)
@@ -62,7 +81,8 @@ def run(args) -> int:
     store = Store(args.store)
     tester = RuleTester(backend, alpha=args.alpha, store=store, config=config,
                         budget_s=args.budget, progress=progress, observe=not args.no_observe,
-                        repeats=args.repeats, how="session" if args.whole_runs else "kernels")
+                        repeats=args.repeats, how="session" if args.whole_runs else "kernels",
+                        shapes=shapes)
     rules = tester.detect(patterns, graphs)
     if progress is not None:
         progress.close()
