@@ -67,7 +67,8 @@ class BuildConfig:
         base = {"ort-cpu": {}, "tvm-llvm": {
             # untuned TVM kernels are 10-100x slower and every model compiles: small shapes,
             # a longer budget (a from-scratch build took about 22 min)
-            "minutes": 30.0, "input_size": 64, "prior_per_family": 2, "insitu_per_family": 1, "initial_samples": 400, "round_samples": 120,
+            "minutes": 30.0, "input_size": 64, "prior_per_family": 2, "insitu_per_family": 1,
+            "initial_samples": 400, "round_samples": 120,
             "max_rounds": 2, "pack_flops": 2e8, "pack_max": 24, "max_samples": 2500, "repeats": 3,
             "calib_run": "",
             "min_runs": 5, "min_time_s": 0.1}}
