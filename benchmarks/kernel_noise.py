@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nnmeter_tvm.backends.machine import describe_machine  # noqa: E402
 from nnmeter_tvm.builder.build import Builder, BuildConfig  # noqa: E402
 from nnmeter_tvm.builder.kernel_models import build_model  # noqa: E402
+from eval_lib.report import write_results  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -90,10 +91,8 @@ def main(argv=None) -> int:
               "seconds": round(time.monotonic() - start, 1), **summary(diffs, rows),
               "rows": rows}
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     name = f"kernel-noise-{args.backend}" + ("" if args.repeats is None else f"-r{args.repeats}")
-    (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (out / f"{name}.md").write_text(render(result))
+    write_results(out / name, result, render(result))
     print(f"{args.backend}: {result['kernels']} kernels measured twice, "
           f"{result['within10']:.1f} % agree within ±10 % ({result['within5']:.1f} % within "
           f"±5 %); wrote {out / name}.json and .md")

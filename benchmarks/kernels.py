@@ -12,12 +12,13 @@ mismatches).  No timing: the result does not depend on machine load.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
+
+from eval_lib.report import write_results  # benchmarks/ is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parent
 TARGET = 0.99
@@ -114,9 +115,7 @@ def main(argv=None) -> int:
     result["kernel_types"] = dict(types.most_common())
     result["machine"] = describe_machine()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"kernels-{args.backend}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (out / f"kernels-{args.backend}.md").write_text(render(result))
+    write_results(out / f"kernels-{args.backend}", result, render(result))
     print(f"{args.backend}: {100 * result['match_rate']:.2f} % of the backend's kernels reproduced "
           f"exactly ({result['matched']} of {result['backend_kernels']}); wrote "
           f"{out}/kernels-{args.backend}.json and .md")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import json
 import os
 import sys
 import time
@@ -36,6 +35,7 @@ from nnmeter_tvm.backends.base import load  # noqa: E402
 from nnmeter_tvm.backends.machine import describe_machine  # noqa: E402
 from nnmeter_tvm.backends.store import Store  # noqa: E402
 from nnmeter_tvm.errors import NNMeterError  # noqa: E402
+from eval_lib.report import write_results  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 INPUT_SIZE = {"tvm-llvm": 32}
@@ -221,10 +221,8 @@ def main(argv=None) -> int:
     with Store(args.store) as store:
         run_passes(backend, models, store, args.timeout)
     result = summarize(backend, models, failed, args, backend.config, time.perf_counter() - start)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / (args.out or f"noise-{args.backend}")
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    stem.with_suffix(".md").write_text(markdown(result))
+    write_results(stem, result, markdown(result))
     log(markdown(result))
     log(f"wrote {stem}.json and {stem}.md")
     return 0

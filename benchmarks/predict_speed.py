@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from nnmeter_tvm.backends.machine import describe_machine  # noqa: E402
 from nnmeter_tvm.onnx_import import load_graph  # noqa: E402
 from nnmeter_tvm.predictors import load_predictor  # noqa: E402
 from nnmeter_tvm.predictors.trees import TreeTable  # noqa: E402
+from eval_lib.report import write_results  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 INPUT_SIZE = {"tvm-llvm": 64}
@@ -187,9 +187,7 @@ def main(argv=None) -> int:
     result["meets"] = {"batch": result["batch_models_per_s"] >= 1000,
                        "single": single["median_ms"] <= 2.0}
     stem = Path(args.out) if args.out else RESULTS / f"predict_speed-{args.backend}"
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    stem.with_suffix(".md").write_text(markdown(result))
+    write_results(stem, result, markdown(result))
     print(f"{args.backend}: batch {result['batch_models_per_s']:.0f} models/s "
           f"({result['batch_models_per_s_from_onnx_files']:.0f} from .onnx files), one by one "
           f"{result['sequential_models_per_s']:.0f}/s; one {single['nodes']}-node model "

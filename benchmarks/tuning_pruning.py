@@ -35,6 +35,8 @@ import time
 import warnings
 from pathlib import Path
 
+from eval_lib.report import write_results  # benchmarks/ is on sys.path when run as a script
+
 os.environ.setdefault("TVM_NUM_THREADS", "1")  # tvm-llvm is measured single-threaded
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -312,10 +314,7 @@ def main(argv=None):
         "settings": vars(args), "wall_s": round(time.perf_counter() - start, 1), "models": rows,
         "target": {"time_saved_at_least": 0.40, "latency_change_at_most": 0.03},
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    out.with_suffix(".md").write_text(render(result))
+    write_results(Path(args.out), result, render(result))
     print(render(result))
 
 

@@ -36,6 +36,14 @@ def _finite(value):
     return value
 
 
+def write_results(stem: Path, result: dict, markdown_text: str) -> None:
+    """A benchmark's ``<stem>.json`` (the result as written by json.dumps) and ``<stem>.md``,
+    creating the folder."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    stem.with_suffix(".md").write_text(markdown_text)
+
+
 def write_json(result: dict, path: Path) -> None:
     path.write_text(json.dumps(_finite(result), indent=1, allow_nan=False) + "\n")
 
