@@ -327,8 +327,9 @@ def _walk_back(g1, g1_prod, tensor, have, mapped):
 def node_detail(node) -> str:
     """Domain, fused activation and fused Sum input of an executed node, for ``detail``."""
     parts = [f"domain={node.domain}"] if node.domain else []
-    if _activation(node):
-        parts.append(f"activation={_activation(node)}")
+    act = _activation(node)
+    if act:
+        parts.append(f"activation={act}")
     if _sum_input(node):
         parts.append("sum")
     return " ".join(parts)
