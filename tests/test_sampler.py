@@ -6,7 +6,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from nnmeter_tvm.builder.kernel_models import build_model, rescale, spec_from_kernel, spec_key
+from nnmeter_tvm.builder.kernel_models import (build_model, pack_specs, rescale, spec_bytes,
+                                               spec_flops, spec_from_kernel, spec_key)
 from nnmeter_tvm.builder.sampler import Sampler, in_bounds
 from nnmeter_tvm.onnx_import import load_graph
 
@@ -95,3 +96,20 @@ def test_packed_model_holds_each_spec_in_its_scope():
 def test_rescale_is_seeded():
     assert rescale(CONV, np.random.default_rng(0)) == rescale(CONV, np.random.default_rng(0))
     json.dumps(rescale(CONV, np.random.default_rng(0)))
+
+
+def test_packs_group_kernels_of_a_size_and_respect_the_limits():
+    """A small add is never packed after a big conv (it would time cold), every spec is packed
+    once, and each pack holds at most ``most`` specs and ``max_flops`` FLOPs."""
+    big = dict(CONV, cin=256, cout=256, h=56, w=56, s=1)
+    adds = [{"kind": "binary", "op": "add", "c": c, "h": 8, "w": 8, "bc": False, "epi": []}
+            for c in (8, 16, 24)]
+    specs = [big, adds[0], big, adds[1], GCONV, adds[2]] + OTHERS
+    packs = pack_specs(specs, most=4, max_flops=2e9)
+    assert sorted(map(spec_key, (s for p in packs for s in p))) == sorted(map(spec_key, specs))
+    for pack in packs:
+        assert len(pack) <= 4
+        assert len(pack) == 1 or sum(map(spec_flops, pack)) <= 2e9
+    order = [s for p in packs for s in p]
+    assert [spec_bytes(s) for s in order] == sorted(spec_bytes(s) for s in order)
+    assert all(spec_key(a) not in map(spec_key, packs[-1]) for a in adds)

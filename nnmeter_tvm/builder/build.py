@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NNMeterError, unknown_name
-from .kernel_models import build_model, spec_flops, spec_from_kernel, spec_key
+from .kernel_models import build_model, pack_specs, spec_from_kernel, spec_key
 from .sampler import Sampler, prior_from_kernels
 
 
@@ -403,17 +403,8 @@ class Builder:
 
     # -- steps 2 and 3: packed kernel models
     def measure_specs(self, specs: list[dict], origin: str) -> None:
-        """Measure ``specs``, packed several to a model."""
-        packs, cur, flops = [], [], 0.0
-        for spec in specs:
-            f = spec_flops(spec)
-            if cur and (len(cur) >= self.config.pack_max or flops + f > self.config.pack_flops):
-                packs.append(cur)
-                cur, flops = [], 0.0
-            cur.append(spec)
-            flops += f
-        if cur:
-            packs.append(cur)
+        """Measure ``specs``, packed several to a model (:func:`pack_specs`)."""
+        packs = pack_specs(specs, self.config.pack_max, self.config.pack_flops)
         for n, pack in enumerate(packs):
             self.progress(origin, n + 1, len(packs),
                           f"{self.log.kernel_measurements()} kernels timed")

@@ -231,3 +231,41 @@ def spec_flops(spec: dict) -> float:
     if kind == "split":
         return float(sum(spec["sizes"]) * spec["h"] * spec["w"])
     return float(spec.get("c", 1) * spec.get("h", 1) * spec.get("w", 1)) * max(1, spec.get("k", 1)) ** 2
+
+
+def spec_bytes(spec: dict) -> float:
+    """Rough bytes a spec reads and writes (activations and weights, float32): how much of the
+    cache the kernel sweeps, which decides how cold it leaves the next kernel's inputs."""
+    kind, hw = spec["kind"], spec.get("h", 1) * spec.get("w", 1)
+    if kind == "conv":
+        ho = (spec["h"] + 2 * spec["pad"] - spec["k"]) // spec["s"] + 1
+        wo = (spec["w"] + 2 * spec["pad"] - spec["k"]) // spec["s"] + 1
+        weights = spec["cout"] * spec["cin"] // spec["groups"] * spec["k"] ** 2
+        elems = spec["cin"] * hw + spec["cout"] * ho * wo + weights
+    elif kind == "gemm":
+        elems = spec["cin"] + spec["cout"] + spec["cin"] * spec["cout"]
+    elif kind in ("concat", "split"):
+        elems = 2 * sum(spec["cs" if kind == "concat" else "sizes"]) * hw
+    else:  # one input read, one output written (binary: a second input)
+        elems = (3 if kind == "binary" else 2) * spec.get("c", 1) * hw
+    return 4.0 * elems
+
+
+
+def pack_specs(specs: list[dict], most: int, max_flops: float) -> list[list[dict]]:
+    """``specs`` in packs of at most ``most`` specs and ``max_flops`` FLOPs (a lone bigger spec
+    gets a pack of its own), in order of the bytes each sweeps.  Why sorted: in a pack a kernel
+    runs after its neighbours, and after a big conv a small add finds its inputs evicted and
+    times 2-5x slower than in a real model, where it reads tensors just written; packed with
+    kernels of its own size it times as it does in situ."""
+    packs, cur, flops = [], [], 0.0
+    for spec in sorted(specs, key=spec_bytes):
+        f = spec_flops(spec)
+        if cur and (len(cur) >= most or flops + f > max_flops):
+            packs.append(cur)
+            cur, flops = [], 0.0
+        cur.append(spec)
+        flops += f
+    if cur:
+        packs.append(cur)
+    return packs
