@@ -42,6 +42,7 @@ class BuildConfig:
 
     backend: str
     minutes: float = 15.0
+    finish_s: float = 210.0         # of those, kept for the final fit and the overhead fit
     max_samples: int = 3000
     seed: int = 0
     zoo_seed: int = 1000            # the zoo variants used for building (evaluation: seed 0)
@@ -260,7 +261,9 @@ class Builder:
         path = store or Path("~/.cache/nnmeter-tvm") / f"samples-{config.backend}.jsonl"
         self.log = SampleLog(path, config.backend, backend_version(config.backend), cpu)
         self.start = time.monotonic()
-        self.deadline = self.start + 60.0 * config.minutes
+        # measuring stops here; what is left of the budget is for the final fit
+        self.deadline = self.start + 60.0 * config.minutes - min(config.finish_s,
+                                                                  20.0 * config.minutes)
         self.measured_now = 0  # kernels timed in this process (not resumed)
         self._rows: dict[str, list] = {}
         self.features = None

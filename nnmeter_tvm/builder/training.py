@@ -137,10 +137,11 @@ def fit_overhead(measured, kernel_sum, n_kernels) -> dict:
     """Fit ``measured ≈ fixed + per_kernel * n + scale * kernel_sum`` on whole models
     (``fixed >= 0``).
 
-    Three nested forms are scored by leave-one-out ±10 % accuracy, then RMSPE (ties: the
-    simpler form):
-    fixed only; fixed + per-kernel; fixed + per-kernel + scale.  Returns the chosen form's
-    coefficients with its leave-one-out accuracy.
+    Three nested forms are scored by leave-one-out RMSPE (a richer form must cut it by half a
+    point): fixed only; fixed + per-kernel; fixed + per-kernel + scale.  Not by ±10 % hits: on
+    ~40 models they move one model at a time, and a per-kernel term that halves the error of
+    the small many-kernel models (NAS-Bench-201 cells) can cost one hit on a large one.
+    Returns the chosen form's coefficients with its leave-one-out accuracy and RMSPE.
     """
     y = np.asarray(measured, float)
     s = np.asarray(kernel_sum, float)
@@ -164,8 +165,7 @@ def fit_overhead(measured, kernel_sum, n_kernels) -> dict:
             errs.append(abs(p - y[i]) / y[i])
         acc = float(np.mean(np.array(errs) <= 0.10))
         rms = float(np.sqrt(np.mean(np.square(errs))) * 100)
-        # a richer form must win on accuracy, or tie and cut RMSPE by half a point
-        if best is None or acc > best[1] + 1e-9 or (acc > best[1] - 1e-9 and rms < best[2] - 0.5):
+        if best is None or rms < best[2] - 0.5:
             best = (name, acc, rms)
     if best is None:
         return {"form": "none", "fixed_ms": 0.0, "per_kernel_ms": 0.0, "scale": 1.0, "models": len(y)}
