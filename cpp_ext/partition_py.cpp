@@ -290,9 +290,8 @@ part::Graph read_graph(const py::handle& graph, const PartitionRules& rules, Gra
 
 // ---- building Kernels --------------------------------------------------------------------------
 
-// A Kernel made as pickle makes one: the instance, then its fields in its __dict__ (the frozen
-// dataclass's __init__ sets them one by one through object.__setattr__, at several times the
-// cost).  Kernel is a plain record without __post_init__, so both give the same object.
+// A Kernel made as its frozen dataclass __init__ makes one, an object.__setattr__ per field,
+// without the Python frame (which costs several times the rest of the partition per kernel).
 py::object new_kernel(const PartitionRules& rules, py::object name, py::object type,
                       py::object nodes, py::object anchor, py::object ops, bool inserted,
                       py::object rule, py::object attrs) {
@@ -300,17 +299,13 @@ py::object new_kernel(const PartitionRules& rules, py::object name, py::object t
     auto* cls = reinterpret_cast<PyTypeObject*>(rules.kernel_class.ptr());
     py::object obj = py::reinterpret_steal<py::object>(cls->tp_new(cls, py::tuple().ptr(), nullptr));
     if (!obj) throw py::error_already_set();
-    PyObject* raw = PyObject_GenericGetDict(obj.ptr(), nullptr);
-    if (!raw) throw py::error_already_set();
-    py::dict fields = py::reinterpret_steal<py::dict>(raw);
-    fields[s.k_name] = name;
-    fields[s.k_type] = type;
-    fields[s.k_nodes] = nodes;
-    fields[s.k_anchor] = anchor;
-    fields[s.k_ops] = ops;
-    fields[s.k_inserted] = py::bool_(inserted);
-    fields[s.k_rule] = rule;
-    fields[s.k_attrs] = attrs;
+    const std::pair<const py::str&, PyObject*> fields[] = {
+        {s.k_name, name.ptr()},   {s.k_type, type.ptr()},
+        {s.k_nodes, nodes.ptr()}, {s.k_anchor, anchor.ptr()},
+        {s.k_ops, ops.ptr()},     {s.k_inserted, inserted ? Py_True : Py_False},
+        {s.k_rule, rule.ptr()},   {s.k_attrs, attrs.ptr()}};
+    for (const auto& [field, value] : fields)
+        if (PyObject_GenericSetAttr(obj.ptr(), field.ptr(), value) < 0) throw py::error_already_set();
     return obj;
 }
 

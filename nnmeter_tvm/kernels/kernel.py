@@ -15,7 +15,7 @@ class Kernel:
     its shape in ``attrs["shape"]``.  ``rule`` names the fusion rule that formed the group.
 
     Keep it a plain record: the C++ partition (``cpp_ext/partition_py.cpp``) builds Kernels as
-    pickle does, filling ``__dict__`` without calling ``__init__``.
+    this dataclass's ``__init__`` does (``object.__setattr__`` per field) without calling it.
     """
 
     name: str

@@ -18,7 +18,7 @@ from .kernel import Kernel
 
 # the codes of partition.h's Cond
 _CONDITION_CODES = {"blocked": 0, "plain": 1, "compatible": 2}
-# partition_py.cpp fills a Kernel's __dict__ with these fields, in this order
+# partition_py.cpp sets these fields of a Kernel, in this order, without calling __init__
 _KERNEL_FIELDS = ("name", "type", "nodes", "anchor", "ops", "inserted", "rule", "attrs")
 _BINARY_OPS = ("add", "sub", "mul", "div", "pow")  # as _Partitioner.follows lists them
 
