@@ -260,3 +260,22 @@ def test_a_stale_extension_raises_instead_of_falling_back(monkeypatch):
     g.add("r", "relu", "x")
     with pytest.raises(ImportError, match="no kernel partition"):
         partition(g.graph(), make_rules())
+
+
+# ---- predictions ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["ort-cpu", "tvm-llvm"])
+def test_predictions_are_bit_identical_with_the_python_partition(backend):
+    """The shipped predictors give exactly the same totals and kernel times on the zoo whether
+    the kernels come from the C++ partition (predict_many, predict_graph) or the Python one."""
+    from nnmeter_tvm.predictors import load_predictor
+
+    pred = load_predictor(backend)
+    graphs = [g for f in zoo.FAMILIES for g in zoo_graphs(f)]
+    spec = [pred.predict_kernels(g, partition_with_decisions(g, pred.rules)[0]) for g in graphs]
+    for reports in (pred.predict_many(graphs), [pred.predict_graph(g) for g in graphs]):
+        for fast, ref in zip(reports, spec, strict=True):
+            assert fast.total_ms == ref.total_ms
+            assert [(k.name, k.nodes, k.ms, k.cost_model) for k in fast.kernels] == \
+                [(k.name, k.nodes, k.ms, k.cost_model) for k in ref.kernels]
+            assert fast == ref
