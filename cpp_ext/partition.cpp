@@ -132,7 +132,9 @@ bool has_graph_output(const Graph& g, int node) {
 }
 
 // Nodes CSE never merges: with weights, or returned by the graph.
-bool cse_skips(const Graph& g, int node) { return g.const_inputs[node] || has_graph_output(g, node); }
+bool cse_skips(const Graph& g, int node) {
+    return g.const_inputs[node] || has_graph_output(g, node);
+}
 
 bool same_dims(const Graph& g, int s, int t) {
     return std::equal(g.dims.begin() + g.dim_at[s], g.dims.begin() + g.dim_at[s + 1],
@@ -155,7 +157,8 @@ bool may_repeat(const Graph& g) {
         if (cse_skips(g, i)) continue;
         std::uint64_t h = static_cast<std::uint64_t>(g.op[i]) * 0x9E3779B97F4A7C15ULL ^
                           static_cast<std::uint64_t>(g.source_op[i]);
-        for (int t : range(g.inputs, g.in_begin, i)) h = h * 1000003ULL ^ static_cast<std::uint64_t>(t);
+        for (int t : range(g.inputs, g.in_begin, i))
+            h = h * 1000003ULL ^ static_cast<std::uint64_t>(t);
         for (int s = g.out_shape_at[i]; s < g.shape_at[i + 1]; ++s)
             for (int d = g.dim_at[s]; d < g.dim_at[s + 1]; ++d)
                 h = h * 1000003ULL ^ static_cast<std::uint64_t>(g.dims[d]);
@@ -254,7 +257,8 @@ bool eliminate_common_subexpressions(const Graph& g, const Work& w, bool keep_fi
             kept_as[n] = kept;
             const Span outs = range(g.outputs, g.out_begin, n);
             const Span keeps = range(g.outputs, g.out_begin, kept);
-            for (int k = 0; k < std::min(outs.size(), keeps.size()); ++k) rename[outs[k]] = keeps[k];
+            for (int k = 0; k < std::min(outs.size(), keeps.size()); ++k)
+                rename[outs[k]] = keeps[k];
         }
     }
     if (out.dups.empty()) return false;
@@ -527,7 +531,8 @@ class Partitioner {
         if (candidates.size() >= 2) candidates = choose_inputs(std::move(candidates), v);
         int fused_layout = -1;  // the layout of the first producer merged, -1: none
         for (const Candidate& c : candidates)
-            if (merge(c.u, v, c.rule) && fused_layout < 0) fused_layout = blocked_[first_output(c.u)];
+            if (merge(c.u, v, c.rule) && fused_layout < 0)
+                fused_layout = blocked_[first_output(c.u)];
         set_layout(v, fused_layout);
     }
 

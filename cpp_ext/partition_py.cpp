@@ -80,12 +80,14 @@ PartitionRules::PartitionRules(const py::dict& spec) {
         const std::vector<int> rops = r[2].cast<std::vector<int>>();
         part::Rule rule;
         rule.together = r[3].cast<std::uint16_t>();
-        for (int code : r[4].cast<std::vector<int>>()) rule.requires.push_back(static_cast<part::Cond>(code));
+        for (int code : r[4].cast<std::vector<int>>())
+            rule.requires.push_back(static_cast<part::Cond>(code));
         const int index = static_cast<int>(t.rules.size());
         t.rules.push_back(rule);
         rule_names.push_back(r[5]);
         std::uint64_t key = 0;
-        for (std::size_t k = 0; k < rops.size(); ++k) key |= static_cast<std::uint64_t>(rops[k]) << (21 * k);
+        for (std::size_t k = 0; k < rops.size(); ++k)
+            key |= static_cast<std::uint64_t>(rops[k]) << (21 * k);
         part::PatternIndex* table = nullptr;
         if (kind == "pair") table = &t.pair;
         else if (kind == "chain") table = &t.chain;
@@ -205,10 +207,12 @@ void read_shapes(GraphObjects& objs, part::Graph& g, PyObject* shapes) {
     }
 }
 
-void read_tensors(GraphObjects& objs, PyObject* names, std::vector<int>& ids, std::vector<int>& at) {
+void read_tensors(GraphObjects& objs, PyObject* names, std::vector<int>& ids,
+                  std::vector<int>& at) {
     PyObject* seq = fast(objs, names);
     const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    for (Py_ssize_t i = 0; i < n; ++i) ids.push_back(tensor_id(objs, PySequence_Fast_GET_ITEM(seq, i)));
+    for (Py_ssize_t i = 0; i < n; ++i)
+        ids.push_back(tensor_id(objs, PySequence_Fast_GET_ITEM(seq, i)));
     at.push_back(static_cast<int>(ids.size()));
 }
 
@@ -283,7 +287,8 @@ part::Graph read_graph(const py::handle& graph, const PartitionRules& rules, Gra
     for (int t : returned) g.graph_output[t] = 1;
     g.attrs_key = [&rules, &objs](int node) {  // repr of the attributes, as an id
         const py::object key = rules.attrs_key(objs.attrs[node]);
-        return intern(objs.attrs_ids, key.ptr(), static_cast<int>(PyDict_Size(objs.attrs_ids.ptr())));
+        const int next = static_cast<int>(PyDict_Size(objs.attrs_ids.ptr()));
+        return intern(objs.attrs_ids, key.ptr(), next);
     };
     return g;
 }
@@ -297,7 +302,8 @@ py::object new_kernel(const PartitionRules& rules, py::object name, py::object t
                       py::object rule, py::object attrs) {
     const Names& s = rules.names;
     auto* cls = reinterpret_cast<PyTypeObject*>(rules.kernel_class.ptr());
-    py::object obj = py::reinterpret_steal<py::object>(cls->tp_new(cls, py::tuple().ptr(), nullptr));
+    py::object obj =
+        py::reinterpret_steal<py::object>(cls->tp_new(cls, py::tuple().ptr(), nullptr));
     if (!obj) throw py::error_already_set();
     const std::pair<const py::str&, PyObject*> fields[] = {
         {s.k_name, name.ptr()},   {s.k_type, type.ptr()},
@@ -305,7 +311,8 @@ py::object new_kernel(const PartitionRules& rules, py::object name, py::object t
         {s.k_ops, ops.ptr()},     {s.k_inserted, inserted ? Py_True : Py_False},
         {s.k_rule, rule.ptr()},   {s.k_attrs, attrs.ptr()}};
     for (const auto& [field, value] : fields)
-        if (PyObject_GenericSetAttr(obj.ptr(), field.ptr(), value) < 0) throw py::error_already_set();
+        if (PyObject_GenericSetAttr(obj.ptr(), field.ptr(), value) < 0)
+            throw py::error_already_set();
     return obj;
 }
 
@@ -321,7 +328,8 @@ py::object group_kernel(const PartitionRules& rules, const GraphObjects& objs, c
     }
     py::object name = objs.name[k.nodes.front()];
     if (n > 1) {  // _kernel_name: first..last
-        PyObject* joined = PyUnicode_FromFormat("%U..%U", name.ptr(), objs.name[k.nodes.back()].ptr());
+        PyObject* joined =
+            PyUnicode_FromFormat("%U..%U", name.ptr(), objs.name[k.nodes.back()].ptr());
         if (!joined) throw py::error_already_set();
         name = py::reinterpret_steal<py::object>(joined);
     }
@@ -356,7 +364,8 @@ py::object reorder_kernel(const PartitionRules& rules, const GraphObjects& objs,
                       py::none(), py::make_tuple(s.reorder), true, rules.layout_rule, attrs);
 }
 
-py::object duplicate_kernel(const PartitionRules& rules, const GraphObjects& objs, const Kernel& k) {
+py::object duplicate_kernel(const PartitionRules& rules, const GraphObjects& objs,
+                            const Kernel& k) {
     const Names& s = rules.names;
     const py::object& name = objs.name[k.nodes.front()];
     const py::object& op = objs.op[k.nodes.front()];

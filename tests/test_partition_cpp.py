@@ -1,4 +1,5 @@
-"""The C++ partition (``partition``) against the Python specification (``partition_with_decisions``).
+"""The C++ partition (``partition``) against its Python specification
+(``partition_with_decisions``).
 
 Every comparison is of the full kernel records, in order: every field, the attrs with their key
 order, and the repr (which shows the value types).  Graphs: the zoo (every family, several
