@@ -228,7 +228,8 @@ def _collector_paused():
     A prediction makes ~10 objects per kernel (kernels, their attributes, rows, reports) that all
     live until its reports are built and form no reference cycles.  Left on, the collector
     counts them as survivors and runs full collections over the caller's whole heap (the loaded
-    graphs...), which cost as much as the prediction itself; refcounting frees them all anyway.
+    graphs...): ~10 % of a zoo batch, up to as much as the prediction itself when the caller
+    holds more.  Refcounting frees them all anyway.
     """
     was_on = gc.isenabled()
     gc.disable()
