@@ -1,5 +1,6 @@
 // Python binding: nnmeter_tvm._features.  The shim nnmeter_tvm/features/__init__.py wraps the
-// encoder; nnmeter_tvm/predictors/trees.py uses Forest.
+// encoder; nnmeter_tvm/predictors/trees.py uses Forest; nnmeter_tvm/kernels/native.py uses
+// PartitionRules and partition (bound in partition_py.cpp).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -11,6 +12,10 @@
 #include "tree_table.h"
 
 namespace py = pybind11;
+
+namespace nnm {
+void bind_partition(py::module_& m);  // partition_py.cpp
+}  // namespace nnm
 
 namespace {
 
@@ -86,8 +91,9 @@ py::array_t<double> forest_margins(const nnm::Forest& forest, CArray<std::int64_
 }  // namespace
 
 PYBIND11_MODULE(_features, m) {
-    m.doc() = "Kernel feature encoder and tree evaluator (C++). Use them through "
-               "nnmeter_tvm.features and nnmeter_tvm.predictors.trees.";
+    m.doc() = "Kernel feature encoder, tree evaluator and kernel partition (C++). Use them "
+               "through nnmeter_tvm.features, nnmeter_tvm.predictors.trees and "
+               "nnmeter_tvm.kernels.partition.";
     m.attr("SCHEMA_VERSION") = nnm::kSchemaVersion;
     m.def("families", [] {
         std::vector<std::string> names;
@@ -114,4 +120,5 @@ PYBIND11_MODULE(_features, m) {
     m.def("encode", &encode, py::arg("family"), py::arg("configs"), py::arg("exact") = false,
           "Encode raw configs (N x raw width, float64) of one family: float32 N x F "
           "(float64 when exact).");
+    nnm::bind_partition(m);
 }

@@ -134,3 +134,19 @@ def test_views_cost_nothing_not_even_dispatch(trained):
     assert others == pytest.approx([k.ms for k in plain.kernels if k.nodes[0] != "flat"])
     assert report.total_ms == pytest.approx(plain.total_ms - next(
         k.ms for k in plain.kernels if k.nodes[0] == "flat"))
+
+
+def test_prediction_leaves_the_cycle_collector_as_it_found_it(graph):
+    import gc
+
+    pred = Predictor("ort-cpu")
+    assert gc.isenabled()
+    pred.predict_many([graph])
+    pred.predict_graph(graph)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        pred.predict_many([graph])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -287,11 +287,18 @@ _EXTRACT = {
 assert set(_EXTRACT) | {"layout"} == set(FAMILIES), "every family needs an extractor"
 
 
+# the directions the partition writes, read without parsing (the general case below agrees)
+_DIRECTION = {"to_blocked": 1, "from_blocked": 2}
+
+
 def _layout(kernel) -> list:
     a = kernel.attrs
     n, c, h, w = nchw(tuple(a.get("shape") or ()))
     d = a.get("direction")
-    if isinstance(d, (int, np.integer)):
+    direction = _DIRECTION.get(d) if type(d) is str else None
+    if direction is not None:
+        pass
+    elif isinstance(d, (int, np.integer)):
         direction = int(d)
     else:
         text = (_text(d) if d is not None else f"{kernel.type} {kernel.name}").lower()

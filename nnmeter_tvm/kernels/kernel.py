@@ -13,6 +13,9 @@ class Kernel:
     first node).  A kernel the backend inserts on its own (onnxruntime's NCHWc reorders) has
     ``inserted=True``, no member nodes, and the tensor it converts in ``attrs["tensor"]`` with
     its shape in ``attrs["shape"]``.  ``rule`` names the fusion rule that formed the group.
+
+    Keep it a plain record: the C++ partition (``cpp_ext/partition_py.cpp``) builds Kernels as
+    this dataclass's ``__init__`` does (``object.__setattr__`` per field) without calling it.
     """
 
     name: str

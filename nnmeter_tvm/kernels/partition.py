@@ -26,12 +26,18 @@ the ops they remove, and lone ops with a ``view`` rule, become kernels with
 What it does not model: fusions across more than one multi-consumer tensor at once, and
 rewrites that change the ops themselves (e.g. a Transpose folded into a MatMul is a pair rule,
 but the kernel keeps both nodes).
+
+This module is the specification and the readable reference.  :func:`partition` runs its C++
+port (``cpp_ext/partition.cpp`` through :mod:`.native`: the fast path, no Python fallback);
+:func:`partition_with_decisions` and ``_Partitioner`` (explanations, the rule tester) run the
+Python below.  ``tests/test_partition_cpp.py`` checks that both give the same kernels: change
+them together.
 """
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..graph import Graph, Node
+from ..graph import Graph, Node, _jsonable
 from ..ops import category
 from .kernel import Kernel
 
@@ -63,8 +69,13 @@ def anchor_of(nodes: list[Node]) -> Node:
 
 
 def partition(graph: Graph, rules) -> list[Kernel]:
-    """The kernels of ``graph`` under ``rules`` (a :class:`nnmeter_tvm.rules.Rules` or a path)."""
-    return partition_with_decisions(graph, rules)[0]
+    """The kernels of ``graph`` under ``rules`` (a :class:`nnmeter_tvm.rules.Rules` or a path):
+    ``partition_with_decisions(graph, rules)[0]``, computed by the C++ port."""
+    from nnmeter_tvm.rules import load
+
+    from .native import partition as native_partition
+
+    return native_partition(graph, load(rules))
 
 
 def partition_with_decisions(graph: Graph, rules) -> tuple[list[Kernel], list[Decision]]:
@@ -142,8 +153,6 @@ def eliminate_common_subexpressions(graph: Graph, keep: str = "first") -> tuple[
     the last in graph order (``keep="last"``); the readers of the others read it."""
     import heapq
 
-    from ..graph import _jsonable
-
     outputs = {t.name for t in graph.outputs}
     if not _may_repeat(graph, outputs):
         return graph, {}
@@ -154,7 +163,7 @@ def eliminate_common_subexpressions(graph: Graph, keep: str = "first") -> tuple[
         inputs = tuple(canon.get(t, t) for t in n.inputs)
         if n.attrs.get("const_inputs") or outputs & set(n.outputs):
             continue
-        key = (n.op, n.source_op, inputs, repr(_jsonable(n.attrs)), n.output_shapes)
+        key = (n.op, n.source_op, inputs, cse_attrs_key(n.attrs), n.output_shapes)
         groups.setdefault(key, []).append(n)
         first = groups[key][0]
         canon.update(zip(n.outputs, first.outputs))
@@ -194,6 +203,11 @@ def eliminate_common_subexpressions(graph: Graph, keep: str = "first") -> tuple[
             if waiting[u] == 0:
                 heapq.heappush(heap, u)
     return Graph(graph.name, tuple(order), graph.inputs, graph.outputs), dups
+
+
+def cse_attrs_key(attrs: dict) -> str:
+    """A node's attributes as one comparable string, for the CSE key."""
+    return repr(_jsonable(attrs))
 
 
 def _may_repeat(graph: Graph, outputs: set[str]) -> bool:

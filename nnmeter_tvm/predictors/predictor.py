@@ -17,6 +17,9 @@ A ``Predictor`` with no trained models is valid: every kernel is then priced by 
 """
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
+
 import numpy as np
 
 from ..graph import Graph
@@ -93,7 +96,8 @@ class Predictor:
         return self.predict_graph(self._as_graph(model_or_graph, input_shapes))
 
     def predict_graph(self, graph: Graph) -> Report:
-        return self._predict_batch([(graph, self.partition(graph))])[0]
+        with _collector_paused():
+            return self._predict_batch([(graph, self.partition(graph))])[0]
 
     def predict_kernels(self, graph: Graph, kernels) -> Report:
         """Price kernels someone else formed (e.g. TVM's fused functions) on ``graph``."""
@@ -102,7 +106,8 @@ class Predictor:
     def predict_many(self, graphs) -> list[Report]:
         """Batched prediction: one cost-model call per kernel family across all models."""
         graphs = [self._as_graph(g, None) for g in graphs]
-        return self._predict_batch([(g, self.partition(g)) for g in graphs])
+        with _collector_paused():
+            return self._predict_batch([(g, self.partition(g)) for g in graphs])
 
     def kernel_ms(self, graph: Graph, kernels) -> tuple[np.ndarray, np.ndarray]:
         """(ms without overhead, fallback flags) for each kernel; the builder uses this."""
@@ -201,9 +206,10 @@ class Predictor:
             # cost-model time
             k_ms = np.maximum(scale * k_ms + per_kernel, KERNEL_FLOOR * k_ms)
             k_ms[[n == "view" for n in k_names]] = 0.0  # no kernel, no dispatch
+            # tolist(): Python floats and bools at once, not a NumPy scalar per kernel
             preds = tuple(
-                KernelPrediction(k.name, k.type, tuple(k.nodes), float(t), bool(f), n)
-                for k, t, f, n in zip(kernels, k_ms, k_fb, k_names))
+                KernelPrediction(k.name, k.type, tuple(k.nodes), t, f, n)
+                for k, t, f, n in zip(kernels, k_ms.tolist(), k_fb.tolist(), k_names))
             warnings = self.warnings
             if k_fb.any():
                 types = sorted({k.type for k, f in zip(kernels, k_fb) if f})
@@ -213,6 +219,25 @@ class Predictor:
                                   total_ms=float(fixed + k_ms.sum()), kernels=preds,
                                   warnings=warnings))
         return reports
+
+
+@contextmanager
+def _collector_paused():
+    """Python's cycle collector off for the duration (back on after, unless it was off).
+
+    A prediction makes ~10 objects per kernel (kernels, their attributes, rows, reports) that all
+    live until its reports are built and form no reference cycles.  Left on, the collector
+    counts them as survivors and runs full collections over the caller's whole heap (the loaded
+    graphs...): ~10 % of a zoo batch, up to as much as the prediction itself when the caller
+    holds more.  Refcounting frees them all anyway.
+    """
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
 
 
 def _distinct_rows(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
