@@ -296,11 +296,9 @@ def _layout(kernel) -> list:
     n, c, h, w = nchw(tuple(a.get("shape") or ()))
     d = a.get("direction")
     direction = _DIRECTION.get(d) if type(d) is str else None
-    if direction is not None:
-        pass
-    elif isinstance(d, (int, np.integer)):
+    if direction is None and isinstance(d, (int, np.integer)):
         direction = int(d)
-    else:
+    elif direction is None:
         text = (_text(d) if d is not None else f"{kernel.type} {kernel.name}").lower()
         direction = (1 if ("to_blocked" in text or "input" in text)
                      else 2 if ("from_blocked" in text or "output" in text) else 0)
