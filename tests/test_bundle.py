@@ -183,28 +183,3 @@ def test_logratio_target_round_trips_and_extrapolates(tmp_path):
     assert loaded.models["conv"].predict(big) == pytest.approx(pred.models["conv"].predict(big))
     assert loaded._cost_models({"conv": big})["conv"] == pytest.approx(
         pred.models["conv"].predict(big))
-
-
-def test_bad_heldout_rows_come_largest_miss_first():
-    """The adaptive rounds draw near the held-out rows off by more than 10 %, the rows whose
-    miss costs the most ms first: ``bad`` is in that order and ``bad_ms`` holds the misses."""
-    from nnmeter_tvm import features
-    from nnmeter_tvm.builder.training import train_family
-
-    rng = np.random.default_rng(2)
-    width = len(features.raw_fields("conv"))
-    rows = []
-    for _ in range(120):
-        c, hw = int(rng.integers(8, 96)), int(rng.choice([8, 16, 32]))
-        row = [1, c, hw, hw, c, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0]
-        rows.append(row + [0] * (width - len(row) - 1) + [4])
-    x = features.encode("conv", np.array(rows, dtype=np.float64))
-    flops = x[:, features.feature_names("conv").index("flops")]
-    ms = (0.005 + flops / 2e7) * rng.uniform(0.7, 1.3, len(flops))  # noisy: many misses
-    keys = [f"row{i}" for i in range(len(ms))]
-    res = train_family("conv", x, ms, keys=keys, feature_names=features.feature_names("conv"),
-                       rounds=30, targets=("log",))
-    assert len(res.bad) == len(res.bad_ms) >= 3
-    assert res.bad_ms == sorted(res.bad_ms, reverse=True)
-    for key, miss in zip(res.bad, res.bad_ms):
-        assert miss > 0.10 * ms[keys.index(key)]

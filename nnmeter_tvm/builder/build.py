@@ -529,12 +529,7 @@ class Builder:
         for r in range(1, cfg.max_rounds + 1):
             if self._left() < 60 or self._budget_left() <= 0:
                 break
-            # nn-Meter draws near every held-out configuration off by more than 10 %; the
-            # round's budget goes to those whose miss costs a model the most ms first (not
-            # the µs reorders whose 10 % is below the profiler's resolution)
-            misses = sorted(((ms, k) for res in results.values()
-                             for k, ms in zip(res.bad, res.bad_ms) if k), reverse=True)
-            bad = [json.loads(k) for _, k in misses]
+            bad = [json.loads(k) for res in results.values() for k in res.bad if k]
             new = []
             for spec in bad:
                 new += sampler.near(spec, cfg.near_per_bad)

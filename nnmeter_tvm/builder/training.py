@@ -81,8 +81,7 @@ class FamilyResult:
     by_target: dict
     rows: int
     samples: int
-    bad: list = field(default_factory=list)  # keys of held-out rows off by more than 10 % ...
-    bad_ms: list = field(default_factory=list)  # ... and by how many ms, the largest first
+    bad: list = field(default_factory=list)  # keys of held-out rows off by more than 10 %
 
 
 def split(n: int, rng, heldout: float = 0.2, size=None) -> tuple[np.ndarray, np.ndarray]:
@@ -123,16 +122,14 @@ def train_family(family: str, x, ms, keys=None, feature_names=(), seed: int = 0,
         by_target[target] = metrics(preds[target], ms[ho])
     best = max(targets, key=lambda t: (by_target[t]["acc10"], by_target[t]["acc5"],
                                        -by_target[t]["rmspe"]))
-    miss_ms = np.abs(preds[best] - ms[ho])
-    worst = [j for j in np.argsort(-miss_ms, kind="stable") if miss_ms[j] > 0.10 * ms[ho][j]]
-    bad = [keys[ho[j]] for j in worst] if keys is not None else []
+    err = np.abs(preds[best] - ms[ho]) / ms[ho]
+    bad = [keys[i] for i, e in zip(ho, err) if e > 0.10] if keys is not None else []
     booster = fit_booster(x, ms, best, seed, rounds, base_all_ms)
     info = {"samples": samples, "rows": int(len(ms)), "heldout": by_target[best],
             "by_target": by_target}
     model = FamilyModel(family, booster, best, feature_names, info,
                         base_all if best == "logratio" else None)
-    return FamilyResult(family, model, by_target[best], by_target, len(ms), samples, bad,
-                        [float(miss_ms[j]) for j in worst] if bad else [])
+    return FamilyResult(family, model, by_target[best], by_target, len(ms), samples, bad)
 
 
 # ---- whole-model overhead -----------------------------------------------------------------------
