@@ -16,6 +16,7 @@ from .configs import configs_by_family, kernel_config
 from .schema import (FAMILIES, GENERIC_FEATURES, SCHEMA_VERSION, conv_family, family_of,
                      feature_names, generic_columns, raw_fields)
 from ..errors import unknown_name
+from ..extension import REBUILD, load_extension
 
 __all__ = ["SCHEMA_VERSION", "FAMILIES", "GENERIC_FEATURES", "family_of", "conv_family",
            "feature_names", "raw_fields", "generic_columns", "kernel_config", "configs_by_family",
@@ -29,22 +30,11 @@ def _extension():
     global _ext
     if _ext is not None:
         return _ext
-    try:
-        from .. import _features as ext
-    except ImportError as exc:
-        raise ImportError(
-            "nnmeter_tvm._features (the C++ feature extractor) is not built or does not load "
-            f"({exc}). Reinstall with a C++17 compiler available: `pip install -e .` or "
-            "`python setup.py build_ext --inplace`.") from exc
+    ext = load_extension("feature extractor and tree evaluator", "Forest")
     if ext.SCHEMA_VERSION != SCHEMA_VERSION:
         raise ImportError(
             f"nnmeter_tvm._features was built for feature schema {ext.SCHEMA_VERSION}, this "
-            f"package defines schema {SCHEMA_VERSION}; rebuild it (`python setup.py build_ext "
-            "--inplace`).")
-    if not hasattr(ext, "Forest"):
-        raise ImportError(
-            "nnmeter_tvm._features is stale (it has no tree evaluator, Forest); rebuild it "
-            "(`python setup.py build_ext --inplace`).")
+            f"package defines schema {SCHEMA_VERSION}; rebuild it ({REBUILD}).")
     for name, fam in FAMILIES.items():
         if tuple(ext.raw_fields(name)) != fam.raw or tuple(ext.feature_names(name)) != fam.features:
             raise ImportError(

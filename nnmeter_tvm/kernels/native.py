@@ -13,6 +13,7 @@ from __future__ import annotations
 import weakref
 from dataclasses import fields
 
+from ..extension import load_extension
 from ..ops import VOCAB, category
 from .kernel import Kernel
 
@@ -31,17 +32,7 @@ def _extension():
     global _ext
     if _ext is not None:
         return _ext
-    try:
-        from .. import _features as ext
-    except ImportError as exc:
-        raise ImportError(
-            "nnmeter_tvm._features (the C++ extension, which partitions graphs into kernels) is "
-            f"not built or does not load ({exc}). Reinstall with a C++17 compiler available: "
-            "`pip install -e .` or `python setup.py build_ext --inplace`.") from exc
-    if not hasattr(ext, "partition"):
-        raise ImportError(
-            "nnmeter_tvm._features is stale (it has no kernel partition); rebuild it "
-            "(`python setup.py build_ext --inplace`).")
+    ext = load_extension("kernel partition", "partition")
     if tuple(f.name for f in fields(Kernel)) != _KERNEL_FIELDS or hasattr(Kernel, "__post_init__"):
         raise ImportError(
             "nnmeter_tvm.kernels.Kernel changed: cpp_ext/partition_py.cpp builds Kernels from "
