@@ -23,14 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nnmeter_tvm import zoo  # noqa: E402
-from nnmeter_tvm.backends import get_backend  # noqa: E402
-from nnmeter_tvm.backends.machine import describe_machine  # noqa: E402
-from nnmeter_tvm.backends.store import Store  # noqa: E402
-from nnmeter_tvm.onnx_import import load_graph  # noqa: E402
-from nnmeter_tvm.predictors import load_predictor  # noqa: E402
+from nnmeter_tvm import zoo
+from nnmeter_tvm.backends import get_backend
+from nnmeter_tvm.backends.machine import describe_machine
+from nnmeter_tvm.backends.store import Store
+from nnmeter_tvm.onnx_import import load_graph
+from nnmeter_tvm.predictors import load_predictor
 
 RESULTS = Path(__file__).resolve().parent / "results"
 INPUT_SIZE = {"tvm-llvm": 64}  # untuned TVM is 10-100x slower than onnxruntime: small inputs

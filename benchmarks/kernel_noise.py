@@ -22,12 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nnmeter_tvm.backends.machine import describe_machine  # noqa: E402
-from nnmeter_tvm.builder.build import Builder, BuildConfig  # noqa: E402
-from nnmeter_tvm.builder.kernel_models import build_model  # noqa: E402
-from eval_lib.report import write_results  # noqa: E402
+from nnmeter_tvm.backends.machine import describe_machine
+from nnmeter_tvm.builder.build import Builder, BuildConfig
+from nnmeter_tvm.builder.kernel_models import build_model
+from eval_lib.report import write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

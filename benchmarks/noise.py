@@ -28,14 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nnmeter_tvm.backends import get_backend  # noqa: E402
-from nnmeter_tvm.backends.base import load  # noqa: E402
-from nnmeter_tvm.backends.machine import describe_machine  # noqa: E402
-from nnmeter_tvm.backends.store import Store  # noqa: E402
-from nnmeter_tvm.errors import NNMeterError  # noqa: E402
-from eval_lib.report import write_results  # noqa: E402
+from nnmeter_tvm.backends import get_backend
+from nnmeter_tvm.backends.base import load
+from nnmeter_tvm.backends.machine import describe_machine
+from nnmeter_tvm.backends.store import Store
+from nnmeter_tvm.errors import NNMeterError
+from eval_lib.report import write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 INPUT_SIZE = {"tvm-llvm": 32}

@@ -16,21 +16,19 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nnmeter_tvm import features, zoo  # noqa: E402
-from nnmeter_tvm.backends.machine import describe_machine  # noqa: E402
-from nnmeter_tvm.onnx_import import load_graph  # noqa: E402
-from nnmeter_tvm.predictors import load_predictor  # noqa: E402
-from nnmeter_tvm.predictors.trees import TreeTable  # noqa: E402
-from eval_lib.report import write_results  # noqa: E402
+from nnmeter_tvm import features, zoo
+from nnmeter_tvm.backends.machine import describe_machine
+from nnmeter_tvm.onnx_import import load_graph
+from nnmeter_tvm.predictors import load_predictor
+from nnmeter_tvm.predictors.trees import TreeTable
+from eval_lib.report import write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 INPUT_SIZE = {"tvm-llvm": 64}
