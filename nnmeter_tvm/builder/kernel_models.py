@@ -255,9 +255,10 @@ def spec_bytes(spec: dict) -> float:
 def pack_specs(specs: list[dict], most: int, max_flops: float) -> list[list[dict]]:
     """``specs`` in packs of at most ``most`` specs and ``max_flops`` FLOPs (a lone bigger spec
     gets a pack of its own), in order of the bytes each sweeps.  Why sorted: in a pack a kernel
-    runs after its neighbours, and after a big conv a small add finds its inputs evicted and
-    times 2-5x slower than in a real model, where it reads tensors just written; packed with
-    kernels of its own size it times as it does in situ."""
+    runs among its neighbours, and among big convs a small add finds its inputs evicted and
+    times several times slower than in a real model, where it reads tensors just written;
+    packed with kernels of its own size it times as it does in situ
+    (``benchmarks/pack_context.py``)."""
     packs, cur, flops = [], [], 0.0
     for spec in sorted(specs, key=spec_bytes):
         f = spec_flops(spec)
