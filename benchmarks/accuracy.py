@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 from nnmeter_tvm import zoo
 from nnmeter_tvm.backends import get_backend
 from nnmeter_tvm.backends.machine import describe_machine

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 from nnmeter_tvm.backends.machine import describe_machine
 from nnmeter_tvm.builder.build import Builder, BuildConfig
 from nnmeter_tvm.builder.kernel_models import build_model

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 from nnmeter_tvm import features, zoo
 from nnmeter_tvm.backends.machine import describe_machine
 from nnmeter_tvm.onnx_import import load_graph

@@ -42,7 +42,7 @@ class BuildConfig:
 
     backend: str
     minutes: float = 15.0
-    finish_s: float = 210.0         # of those, kept for the final fit and the overhead fit
+    finish_s: float = 210.0         # seconds of the budget kept for the final and overhead fits
     max_samples: int = 3000
     seed: int = 0
     zoo_seed: int = 1000            # the zoo variants used for building (evaluation: seed 0)

@@ -251,7 +251,6 @@ def spec_bytes(spec: dict) -> float:
     return 4.0 * elems
 
 
-
 def pack_specs(specs: list[dict], most: int, max_flops: float) -> list[list[dict]]:
     """``specs`` in packs of at most ``most`` specs and ``max_flops`` FLOPs (a lone bigger spec
     gets a pack of its own), in order of the bytes each sweeps.  Why sorted: in a pack a kernel
