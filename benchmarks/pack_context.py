@@ -21,7 +21,7 @@ import numpy as np
 
 from nnmeter_tvm.backends.machine import describe_machine
 from nnmeter_tvm.builder.build import Builder, BuildConfig
-from nnmeter_tvm.builder.kernel_models import build_model, spec_key
+from nnmeter_tvm.builder.kernel_models import build_model, scope_of, spec_key, specs_by_scope
 from eval_lib.report import write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -38,10 +38,10 @@ def spec_times(builder: Builder, packs: list[list[dict]]) -> dict[str, float]:
     """ms of every spec of ``packs`` (by spec key), each pack profiled as the builder does."""
     out = {}
     for pack in packs:
+        by_scope = specs_by_scope(pack)
         for k in builder.timed_kernels(build_model(pack, name="pack")):
             if k.nodes and k.ms:
-                i = int(k.nodes[0].split(".")[0][1:])   # members are named k<i>.<op>
-                out.setdefault(spec_key(pack[i]), k.ms)
+                out.setdefault(spec_key(by_scope[scope_of(k.nodes[0])]), k.ms)
     return out
 
 

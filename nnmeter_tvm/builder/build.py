@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NNMeterError, unknown_name
-from .kernel_models import build_model, pack_specs, spec_from_kernel, spec_key
+from .kernel_models import (build_model, pack_specs, scope_of, spec_from_kernel, spec_key,
+                            specs_by_scope)
 from .sampler import Sampler, prior_from_kernels
 
 
@@ -224,7 +225,7 @@ def _sample_rows(graph, matched, features, origin: str,
         row = {"family": family, "raw": [float(v) for v in raw], "ms": float(ms),
                "origin": origin, "kernel": kernel.type, "spec": spec}
         if specs is not None:  # a packed model: which spec did this kernel come from?
-            tag = (kernel.anchor or "").split(".")[0]
+            tag = scope_of(kernel.anchor or "")
             if tag in specs:
                 row["target"] = spec_key(specs[tag])
                 row["exact"] = spec == specs[tag]
@@ -311,7 +312,7 @@ class Builder:
 
         graph, specs = self._unit_graph(unit), None
         if unit["kind"] == "pack":
-            specs = {f"k{i}": s for i, s in enumerate(unit["specs"])}
+            specs = specs_by_scope(unit["specs"])
         matched = truth_kernels(graph, unit["kernels"], self._block())
         return _sample_rows(graph, matched, self.features, unit["origin"], specs=specs)
 

@@ -207,22 +207,38 @@ def _write(b, spec: dict, tag: str) -> list[str]:
 
 
 def build_model(specs, seed: int = 0, name: str = "kernels"):
-    """An ONNX model with each spec side by side in scope ``k<i>``; returns the ModelProto."""
+    """An ONNX model with each spec side by side in its own scope (:func:`specs_by_scope`);
+    returns the ModelProto."""
     from ..zoo.builder import ModelBuilder
 
     b = ModelBuilder(name)
-    for i, spec in enumerate(specs):
-        with b.scope(f"k{i}"):
-            _write(b, spec, f"k{i}")
+    for tag, spec in specs_by_scope(specs).items():
+        with b.scope(tag):
+            _write(b, spec, tag)
     return b.model(np.random.default_rng(seed))
+
+
+def specs_by_scope(specs) -> dict[str, dict]:
+    """``{scope: spec}`` of a model written by :func:`build_model`: spec ``i`` in scope
+    ``k<i>``, whose nodes are named ``k<i>.<op>`` (:func:`scope_of` reads it back)."""
+    return {f"k{i}": spec for i, spec in enumerate(specs)}
+
+
+def scope_of(node_name: str) -> str:
+    """The scope of a node of a model written by :func:`build_model`."""
+    return node_name.split(".")[0]
+
+
+def _conv_out_hw(spec: dict) -> tuple[int, int]:
+    return ((spec["h"] + 2 * spec["pad"] - spec["k"]) // spec["s"] + 1,
+            (spec["w"] + 2 * spec["pad"] - spec["k"]) // spec["s"] + 1)
 
 
 def spec_flops(spec: dict) -> float:
     """Rough FLOPs of a spec (for budgeting how many fit in one model)."""
     kind = spec["kind"]
     if kind == "conv":
-        ho = (spec["h"] + 2 * spec["pad"] - spec["k"]) // spec["s"] + 1
-        wo = (spec["w"] + 2 * spec["pad"] - spec["k"]) // spec["s"] + 1
+        ho, wo = _conv_out_hw(spec)
         return 2.0 * spec["cout"] * ho * wo * spec["cin"] // spec["groups"] * spec["k"] ** 2
     if kind == "gemm":
         return 2.0 * spec["cin"] * spec["cout"]
@@ -238,8 +254,7 @@ def spec_bytes(spec: dict) -> float:
     cache the kernel sweeps, which decides how cold it leaves the next kernel's inputs."""
     kind, hw = spec["kind"], spec.get("h", 1) * spec.get("w", 1)
     if kind == "conv":
-        ho = (spec["h"] + 2 * spec["pad"] - spec["k"]) // spec["s"] + 1
-        wo = (spec["w"] + 2 * spec["pad"] - spec["k"]) // spec["s"] + 1
+        ho, wo = _conv_out_hw(spec)
         weights = spec["cout"] * spec["cin"] // spec["groups"] * spec["k"] ** 2
         elems = spec["cin"] * hw + spec["cout"] * ho * wo + weights
     elif kind == "gemm":
