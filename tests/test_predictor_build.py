@@ -130,6 +130,26 @@ def test_samples_stay_within_the_budget(setup):
     assert np.isfinite(load_bundle(tmp / "bundle").overhead["fixed_ms"])
 
 
+def test_prior_widens_a_family_of_few_layers_without_raising_its_share(setup):
+    from dataclasses import replace
+
+    from nnmeter_tvm.predictors import Predictor
+
+    cfg, rules, tmp = setup
+
+    def prior(min_specs):
+        b = _builder(replace(cfg, prior_min_specs=min_specs), rules, tmp, FakeBackend())
+        b.predictor = Predictor(cfg.backend, rules_file=rules)
+        return b.prior_models(), b.prior()
+
+    narrow_models, narrow = prior(0)
+    wide_models, wide = prior(10**6)
+    assert {f: len(m) for f, m in narrow_models.items()} == {"resnet": 1, "mobilenetv2": 1}
+    assert {f: len(m) for f, m in wide_models.items()} == {"resnet": 4, "mobilenetv2": 4}
+    assert set(narrow) < set(wide)  # more distinct specs to draw from ...
+    assert sum(wide.values()) == pytest.approx(sum(narrow.values()), rel=0.25)  # ... same weight
+
+
 def test_overhead_fit_finds_a_per_kernel_cost_that_only_small_models_show():
     """Whole models whose measured time is the kernel sum less 3 µs per kernel: the fit picks
     a per-kernel form and recovers the 3 µs, although on the large models the term is lost in

@@ -11,8 +11,8 @@ conservatively:
   epilogue) and each channel count within the reach of the sampler's rescaling chain
   (``[0.5, 1.2]`` per step, one step for the initial draw plus one per adaptive round).
 
-F's prior layers are found the way the builder finds them: the builder's zoo seed, models per
-family and input size (from the bundle's ``build.config``), partitioned with the bundle's rules.
+F's prior layers are the builder's own (``Builder.prior_models`` with the bundle's
+``build.config``), partitioned with the bundle's rules.
 The cost models of every kernel family, the generic fallback and the whole-model overhead
 (refitted on the calibration models of the other families, read from the measurement store)
 are then retrained with the builder's own ``training.train_family`` / ``fit_overhead``.
@@ -77,28 +77,20 @@ class SampleAttribution:
         return out
 
 
-def build_priors(predictor, config: dict, families) -> dict[str, list[dict]]:
-    """The kernel specs of each family's prior models (the builder's zoo seed and sizes)."""
-    from nnmeter_tvm import zoo
+def build_priors(builder) -> dict[str, list[dict]]:
+    """The kernel specs of each family's prior models (the builder's own list)."""
     from nnmeter_tvm.builder.kernel_models import spec_from_kernel
-    from nnmeter_tvm.onnx_import import load_graph
 
     out = {}
-    for family in families:
-        specs = []
-        for index in range(int(config.get("prior_per_family", 6))):
-            graph = load_graph(zoo.generate(family, int(config.get("zoo_seed", 1000)), index,
-                                            config.get("input_size")))
-            for kernel in predictor.partition(graph):
-                spec = spec_from_kernel(kernel, graph)
-                if spec is not None:
-                    specs.append(spec)
-        out[family] = specs
+    for family, pairs in builder.prior_models().items():
+        out[family] = [spec for graph, kernels in pairs for kernel in kernels
+                       if (spec := spec_from_kernel(kernel, graph)) is not None]
     return out
 
 
-def read_samples(predictor) -> tuple[list[dict], dict]:
-    """The bundle's kernel samples, each tagged with its log ``unit``, and its build config.
+def read_samples(predictor) -> tuple[list[dict], dict, object]:
+    """The bundle's kernel samples, each tagged with its log ``unit``, its build config and
+    the ``Builder`` that read them (its calibration models serve the overhead refits).
 
     The builder logs what it profiled (one unit per model, in-situ zoo model or packed kernel
     specs) and derives the samples from the log with the current rules; the same derivation
@@ -121,7 +113,7 @@ def read_samples(predictor) -> tuple[list[dict], dict]:
     builder.features, builder.predictor = features, predictor
     samples = [dict(row, unit=unit["unit"]) for unit in builder.log.units.values()
                for row in builder.rows(unit)]
-    return samples, config
+    return samples, config, builder
 
 
 @contextlib.contextmanager
@@ -145,17 +137,16 @@ def single_threaded_training():
 class Retrainer:
     """Retrains the bundle's cost models on a subset of its samples (the builder's training)."""
 
-    def __init__(self, predictor, samples, config: dict, store=None, rounds: int | None = None):
+    def __init__(self, predictor, samples, config: dict, builder, rounds: int | None = None):
         self.base = predictor
         self.samples = samples
         self.config = config
-        self.store = store
+        self.builder = builder
         self.rounds = rounds
         self._calib = None
 
     def predictor(self, keep) -> "object":
-        """A Predictor trained on the samples ``keep(sample)`` accepts; overhead refitted on
-        the calibration models ``keep`` would not exclude (see :meth:`calibration`)."""
+        """A Predictor trained on the samples ``keep(sample)`` accepts."""
         from nnmeter_tvm import features
         from nnmeter_tvm.builder.training import ROUNDS, train_family
         from nnmeter_tvm.predictors import Predictor
@@ -186,25 +177,10 @@ class Retrainer:
         return out, sum(len(v) for v in by_family.values())
 
     def calibration(self):
-        """(family, graph, kernels, measured ms) of the builder's overhead-calibration models."""
+        """(family, graph, kernels, measured ms) of the build's overhead-calibration models,
+        the builder's own list, read from the measurement store (nothing is measured)."""
         if self._calib is None:
-            from nnmeter_tvm import zoo
-            from nnmeter_tvm.onnx_import import load_graph
-            from nnmeter_tvm.predictors.bundle import backend_version
-
-            self._calib = []
-            cfg, version = self.config, backend_version(self.base.backend)
-            size = cfg.get("input_size")
-            for family in zoo.FAMILIES:
-                for index in range(int(cfg.get("calib_per_family", 2))):
-                    key = f"build-calib:{family}:{cfg.get('zoo_seed', 1000)}:{index}:{size}"
-                    m = self.store.get(self.base.backend, key, backend_version=version) \
-                        if self.store is not None else None
-                    if m is None:
-                        continue
-                    graph = load_graph(zoo.generate(family, int(cfg.get("zoo_seed", 1000)),
-                                                    index, size))
-                    self._calib.append((family, graph, self.base.partition(graph), m.median_ms))
+            self._calib = self.builder.calibration_rows(self.base, measure=False)
         return self._calib
 
     def refit_overhead(self, predictor, exclude_family: str | None) -> dict | None:
@@ -232,19 +208,19 @@ def evaluate(predictor, entries, feats, measured, store, rounds=None):
 
     fams = np.array([e.item.family for e in entries])
     try:
-        samples, config = read_samples(predictor)
+        samples, config, builder = read_samples(predictor)
     except (FileNotFoundError, KeyError, TypeError, ValueError) as exc:
         log(f"lofo skipped: {type(exc).__name__}: {exc}")
         return {"skipped": f"{type(exc).__name__}: {exc}"}, {}
     families = sorted(set(fams.tolist()))
     t0 = time.monotonic()
     log(f"lofo: attributing {len(samples)} kernel samples to the families' prior layers")
-    from nnmeter_tvm import zoo
-
-    priors = build_priors(predictor, config, zoo.FAMILIES)
+    priors = build_priors(builder)
     attrib = SampleAttribution(priors, steps=1 + int(config.get("max_rounds", 4)))
     origin = [attrib.families(s) for s in samples]
-    retrainer = Retrainer(predictor, samples, config, store, rounds=rounds)
+    if store is not None:
+        builder.measure_store = store.path
+    retrainer = Retrainer(predictor, samples, config, builder, rounds=rounds)
     pred = np.full(len(entries), np.nan)
     counts = {}
     for fam in families:

@@ -49,6 +49,8 @@ class BuildConfig:
     zoo_seed: int = 1000            # the zoo variants used for building (evaluation: seed 0)
     input_size: int | None = None   # zoo input size (None: each family's default)
     prior_per_family: int = 3       # zoo models partitioned for the prior (no measuring)
+    prior_min_specs: int = 0        # ... more of a family's models (up to 4x) until it shows
+                                    # this many distinct specs (0: off, as older bundles built)
     insitu_per_family: int = 1      # of those, profiled on the backend (~100 kernels each)
     calib_per_family: int = 3       # whole models timed to fit the overhead (in-situ ones first)
     initial_samples: int = 900      # specs drawn from the prior before the adaptive rounds
@@ -66,7 +68,7 @@ class BuildConfig:
 
     @classmethod
     def for_backend(cls, backend: str, **overrides) -> "BuildConfig":
-        base = {"ort-cpu": {}, "tvm-llvm": {
+        base = {"ort-cpu": {"prior_min_specs": 150}, "tvm-llvm": {
             # untuned TVM kernels are 10-100x slower and every model compiles: small shapes,
             # a longer budget (a from-scratch build took about 22 min)
             "minutes": 30.0, "input_size": 64, "prior_per_family": 2, "insitu_per_family": 1,
@@ -375,18 +377,39 @@ class Builder:
             for index in range(count):
                 yield family, index
 
-    def prior(self) -> Counter:
+    def prior_models(self) -> dict[str, list]:
+        """Per family, the (graph, kernels) of the zoo models the prior is read from:
+        ``prior_per_family`` models, and more (up to 4x) while the family shows fewer than
+        ``prior_min_specs`` distinct specs.  A family of few distinct layers (NAS-Bench-201
+        cells, AlexNet) otherwise has a few dozen specs to draw from, and its other variants'
+        channel counts go unsampled."""
         from .. import zoo
         from ..onnx_import import load_graph
 
-        pairs = []
-        items = list(self.zoo_models(self.config.prior_per_family))
-        for n, (family, index) in enumerate(items):
-            graph = load_graph(zoo.generate(family, self.config.zoo_seed, index,
-                                            self.config.input_size))
-            pairs.append((graph, self.predictor.partition(graph)))
-            self.progress("prior", n + 1, len(items), family)
-        return prior_from_kernels(pairs)
+        cfg = self.config
+        families = cfg.families or zoo.FAMILIES
+        out = {}
+        for n, family in enumerate(families):
+            self.progress("prior", n + 1, len(families), family)
+            pairs, seen = [], set()
+            for index in range(4 * cfg.prior_per_family):
+                if index >= cfg.prior_per_family and len(seen) >= cfg.prior_min_specs:
+                    break
+                graph = load_graph(zoo.generate(family, cfg.zoo_seed, index, cfg.input_size))
+                pairs.append((graph, self.predictor.partition(graph)))
+                seen.update(prior_from_kernels(pairs[-1:]))
+            out[family] = pairs
+        return out
+
+    def prior(self) -> Counter:
+        """The specs of the prior models, each family weighted as ``prior_per_family`` models
+        (its extra models widen its specs, not its share of the draw)."""
+        counts = Counter()
+        for pairs in self.prior_models().values():
+            scale = self.config.prior_per_family / len(pairs)
+            for key, n in prior_from_kernels(pairs).items():
+                counts[key] += n * scale
+        return counts
 
     def insitu(self) -> None:
         """Profile zoo models on the backend (needs no rules: matching happens later)."""
@@ -453,17 +476,26 @@ class Builder:
     # -- step 4: overhead
     def calibrate(self, predictor) -> dict:
         """Fit the per-run and per-kernel overheads on whole zoo models timed under the
-        protocol (small and large ones: the per-kernel term shows only on small models).  The
-        kernel sum is priced on the backend's own kernels where the log has the model's
-        in-situ profile (the overhead is a property of how the backend runs, so it is fitted
-        apart from any error of our partition), else on our partition's."""
+        protocol (small and large ones: the per-kernel term shows only on small models)."""
+        from .training import fit_overhead
+
+        rows = self.calibration_rows(predictor)
+        sums = [float(predictor.kernel_ms(graph, kernels)[0].sum())
+                for _, graph, kernels, _ in rows]
+        return fit_overhead([r[3] for r in rows], sums, [len(r[2]) for r in rows])
+
+    def calibration_rows(self, predictor, measure: bool = True) -> list:
+        """(family, graph, kernels, measured ms) of the calibration models; ``measure=False``
+        reads only what the store holds (leave-one-family-out refits the overhead so).  The
+        kernels are the backend's own where the log has the model's in-situ profile (the
+        overhead is a property of how the backend runs, so it is fitted apart from any error
+        of our partition), else our partition's."""
         from .. import zoo
         from ..backends.store import Store
         from ..onnx_import import load_graph
-        from .training import fit_overhead
 
         cfg = self.config
-        measured, sums, counts = [], [], []
+        rows = []
         items = list(self.zoo_models(cfg.calib_per_family))
         store = Store(self.measure_store)
         for n, (family, index) in enumerate(items):
@@ -472,7 +504,7 @@ class Builder:
             key = f"build-calib{cfg.calib_run}:{family}:{cfg.zoo_seed}:{index}:{cfg.input_size}"
             m = store.get(cfg.backend, key, backend_version=self.log.context["backend_version"])
             if m is None:
-                if self._left() < -180:  # well past the deadline: fit on what we have
+                if not measure or self._left() < -180:  # past the deadline: fit on what we have
                     continue
                 try:
                     m = self.backend.measure(zoo.generate(family, cfg.zoo_seed, index,
@@ -487,12 +519,9 @@ class Builder:
             else:
                 graph = load_graph(zoo.generate(family, cfg.zoo_seed, index, cfg.input_size))
                 kernels = [k for k in predictor.partition(graph) if not k.attrs.get("view")]
-            k_ms, _ = predictor.kernel_ms(graph, kernels)
-            measured.append(m.median_ms)
-            sums.append(float(k_ms.sum()))
-            counts.append(len(kernels))
+            rows.append((family, graph, kernels, m.median_ms))
         store.close()
-        return fit_overhead(measured, sums, counts)
+        return rows
 
     # -- everything
     def measure_only(self) -> None:
