@@ -184,8 +184,6 @@ class Retrainer:
         return self._calib
 
     def refit_overhead(self, predictor, exclude_family: str | None) -> dict | None:
-        from nnmeter_tvm.builder.training import fit_overhead
-
         base = self.base.overhead
         if not base.get("fixed_ms") and not base.get("per_kernel_ms") \
                 and base.get("scale", 1.0) == 1.0:
@@ -193,8 +191,7 @@ class Retrainer:
         rows = [c for c in self.calibration() if c[0] != exclude_family]
         if len(rows) < 3:
             return None
-        sums = [float(predictor.kernel_ms(g, ks)[0].sum()) for _, g, ks, _ in rows]
-        fit = fit_overhead([r[3] for r in rows], sums, [len(r[2]) for r in rows])
+        fit = self.builder.calibrate(predictor, rows)
         predictor.overhead = {k: fit[k] for k in ("fixed_ms", "per_kernel_ms", "scale")}
         return fit
 

@@ -474,12 +474,13 @@ class Builder:
         return hit / n if n else 0.0
 
     # -- step 4: overhead
-    def calibrate(self, predictor) -> dict:
+    def calibrate(self, predictor, rows=None) -> dict:
         """Fit the per-run and per-kernel overheads on whole zoo models timed under the
-        protocol (small and large ones: the per-kernel term shows only on small models)."""
+        protocol (small and large ones: the per-kernel term shows only on small models):
+        ``rows`` of :meth:`calibration_rows` (default: all of them), priced by ``predictor``."""
         from .training import fit_overhead
 
-        rows = self.calibration_rows(predictor)
+        rows = self.calibration_rows(predictor) if rows is None else rows
         sums = [float(predictor.kernel_ms(graph, kernels)[0].sum())
                 for _, graph, kernels, _ in rows]
         return fit_overhead([r[3] for r in rows], sums, [len(r[2]) for r in rows])
