@@ -154,7 +154,9 @@ def summarize(models, rules, backend, args, seconds) -> dict:
             e["explanation"] = EXPLANATIONS["<suspect>"]
     return {
         "benchmark": "kernels", "backend": backend.name, "backend_version": backend.version(),
-        "rules": rules.source, "rules_date": rules.date, "date":
+        "rules": rules.source, "rules_date": rules.date,
+        "rules_verdicts_by_origin": rules.detection.get("verdicts_by_origin", {}),
+        "rules_launch_probe": rules.detection.get("launch_probe"), "date":
             datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "zoo": {"families": sorted(fam), "variants": args.variants, "seed": args.seed},
         "seconds": round(seconds, 1), "target": TARGET,
@@ -185,6 +187,11 @@ def render(r: dict) -> str:
         f"{len(r['zoo']['families'])} families x {r['zoo']['variants']} variants (seed "
         f"{r['zoo']['seed']}). Generated {r['date']} by `benchmarks/kernels.py --backend "
         f"{r['backend']}` in {r['seconds']:.0f} s; CPU {r['machine']['cpu_model']}.",
+        "",
+        "How the rules' verdicts were reached (`rules/SCHEMA.md`): " + (", ".join(
+            f"{n} {k}" for k, n in sorted(r["rules_verdicts_by_origin"].items())) or "not recorded")
+        + (f"; launch probe at {r['rules_launch_probe']['shape']}"
+           if r.get("rules_launch_probe") else "") + ".",
         "",
         f"**{100 * r['match_rate']:.2f} %** of the backend's kernels reproduced exactly "
         f"({r['matched']} of {r['backend_kernels']}); this {ok} the {100 * r['target']:.0f} % "

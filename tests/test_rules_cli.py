@@ -69,3 +69,7 @@ def test_detect_rules_shapes_are_parsed_and_bad_ones_named(tmp_path, capsys):
     assert main(["detect-rules", "--backend", "ort-cpu", "-o", out, "--shapes", "16x"]) == 2
     err = capsys.readouterr().err
     assert "--shapes" in err and "'16x'" in err and len(err.strip().splitlines()) == 1
+    assert main(["detect-rules", "--backend", "tvm-llvm", "-o", out,
+                 "--launch-shape", "4x2,8x8"]) == 2
+    err = capsys.readouterr().err
+    assert "--launch-shape" in err and len(err.strip().splitlines()) == 1

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 from onnx import helper
 
+from nnmeter_tvm.builder.rules_cases import Part
 from nnmeter_tvm.builder.rules_pair import pair_rule
 from nnmeter_tvm.builder.rules_tester import RuleTester
 from nnmeter_tvm.builder.testcases import (CaseShape, Step, Template, build_case, collect_patterns,
-                                           default_template, trivial_case)
+                                           default_template, empty_case, trivial_case)
 from nnmeter_tvm.kernels import partition
 from nnmeter_tvm.onnx_import import load_graph
 from nnmeter_tvm.rules import from_dict
@@ -111,6 +112,91 @@ def test_fake_backend_rules_are_recovered_exactly():
     assert ours == [k.nodes for k in partition(graph, SECRET)]
 
 
+class LaunchBoundFake(FakeBackend):
+    """An untuned compiler: the same kernels as SECRET, each costing a fixed launch plus every
+    member's full work (a fused kernel still writes and reads its intermediates, so fusion
+    saves nothing but the launch); Identity nodes are removed and cost nothing."""
+
+    LAUNCH_MS = 0.3
+
+    def measure(self, model, *, key=None, store=None, config=None, timeout_s=60.0):
+        self.calls += 1
+        graph = load_graph(getattr(model, "proto", model))
+        total = 0.8
+        for k in partition(graph, SECRET):
+            if set(k.ops) == {"identity"}:
+                continue
+            total += self.LAUNCH_MS + sum(COST[op] * np.prod(graph.node(n).output_shape) * 1e-4
+                                          for n, op in zip(k.nodes, k.ops))
+        return FakeMeasurement(total, total * 0.999, total * 1.001)
+
+
+def test_launch_probe_finds_fusions_that_save_no_time():
+    graph = _zoo_like()
+    patterns = collect_patterns([graph])
+    large = (CaseShape(8, 64),)   # every op far above a launch
+    blind = RuleTester(LaunchBoundFake(), shapes=large, launch=None).detect(
+        patterns, [graph], curated=False)
+    # nn-Meter's criterion alone: no fusion saves time, so every pair looks separate
+    assert not any(r.fused for r in blind.rules if r.kind == "pair")
+    rules = RuleTester(LaunchBoundFake(), shapes=large, launch=CaseShape(4, 2)).detect(
+        patterns, [graph], curated=False)
+    for r in (r for r in rules.rules if r.kind == "pair"):
+        truth = SECRET.pair(*r.ops)
+        assert r.fused == (truth is not None and truth.fused), (r.ops, r.case)
+        assert r.origin["method"] == "timing" and r.evidence[0]["shape"]["probe"]
+    assert "the criterion at the other shapes says separate at c8hw64" in \
+        rules.pair("bn", "relu").note
+    assert rules.chain("bn", "add", "relu").groups == ((0, 1, 2),)
+    assert rules.detection["launch_probe"]["shape"] == "c4hw2-launch"
+    assert [k.nodes for k in partition(graph, rules)] == [k.nodes for k in partition(graph, SECRET)]
+
+
+def test_decide_lets_a_conclusive_launch_probe_decide_and_notes_the_other_shapes():
+    from nnmeter_tvm.builder.rules_verdicts import decide
+
+    probe, large = CaseShape(4, 2, launch=True), CaseShape(8, 32)
+    value, _, method, note = decide([(probe, True, True, None, True),
+                                     (large, False, True, None, True)])
+    assert value is True and method == "timing"
+    assert "checked" in note and "separate at c8hw32" in note
+    # an inconclusive probe leaves the decision to the other shapes, as without one
+    assert decide([(probe, True, False, None, None), (large, False, True, None, None)])[0] is False
+
+
+def test_launch_case_verdict_counts_the_launches_a_block_saves():
+    from nnmeter_tvm.builder.rules_connections import ALL, FIRST_TWO, LAST_TWO, SEPARATE
+    from nnmeter_tvm.builder.rules_verdicts import launch_case_verdict
+
+    launch = 0.00035
+    singles = [0.00040, 0.00036, 0.00035]    # conv, bn, relu: a launch each, little work
+    # measured pairs: conv -> bn runs as two kernels, bn -> relu as one
+    cases = {SEPARATE: sum(singles), FIRST_TWO: 0.00076 + 0.00035,
+             LAST_TWO: 0.00040 + 0.00036, ALL: 0.00076 + 0.00036 - 0.00036}
+    two = launch_case_verdict(0.00077, cases, singles, launch, noise_ms=0.00003)
+    assert two["winner"] == LAST_TWO and not two["inconclusive"]
+    assert two["launches_saved"] == 0.97
+    # one kernel although the pair conv -> bn alone is two (its closest case would tie)
+    assert launch_case_verdict(0.00042, cases, singles, launch, 0.00003)["winner"] == ALL
+    apart = launch_case_verdict(0.00112, cases, singles, launch, 0.00003)
+    assert apart["winner"] == SEPARATE and not apart["inconclusive"]
+    half = launch_case_verdict(sum(singles) - launch / 2, cases, singles, launch, 0.00003)
+    assert half["inconclusive"]
+
+
+def test_a_shape_too_small_for_the_pattern_gives_no_timing_there():
+    from nnmeter_tvm.builder.rules_cases import _empty_tensor
+
+    pool = Template("maxpool", tuple(sorted(dict(default_template("maxpool").params,
+                                                 pads=(0, 0, 0, 0)).items())))
+    steps = [Step("a", pool), Step("b", pool, ("a",))]
+    assert _empty_tensor(build_case(steps, CaseShape(4, 2)))   # 2x2 -> 0x0 -> ...
+    assert not _empty_tensor(build_case(steps, CaseShape(4, 8)))
+    tester = RuleTester(FakeBackend(), shapes=(CaseShape(8, 8),), launch=CaseShape(4, 2))
+    assert tester.bench.time_parts(CaseShape(4, 2, launch=True),
+                                   {"t12": Part("pair", tuple(steps))}) is None
+
+
 def test_fake_backend_detection_resumes_from_the_store(tmp_path):
     from nnmeter_tvm.backends.store import Store
 
@@ -203,6 +289,10 @@ def test_test_cases_are_valid_onnx():
             onnx.checker.check_model(trivial, full_check=True)
             # every input keeps its prefix and is read by a one-element slice
             assert len(trivial.graph.output) == len(case.graph.input)
+            empty = empty_case(case)   # the launch probe's T0: the inputs, and no kernel
+            onnx.checker.check_model(empty, full_check=True)
+            assert {n.op_type for n in empty.graph.node} == {"Identity"}
+            assert len(empty.graph.output) == len(case.graph.input)
     for op in ("gemm", "matmul", "softmax", "transpose"):
         onnx.checker.check_model(build_case([Step("a", default_template(op))], CaseShape(8, 4)),
                                  full_check=True)

@@ -6,6 +6,13 @@ and few channels (an elementwise op's time grows with the channels, a conv's wit
 square, so few channels keep the cheap op of a pair a visible fraction of the dear one).  On
 a backend with a blocked layout one shape has block-aligned channels and one does not, and a
 binary consumer also meets a second operand left in the plain layout (mixed).
+
+A **launch probe** shape (tvm-llvm's default ``c4hw2``) counts kernels instead: at 16
+elements an op's own work is far below what launching a kernel costs (on tvm-llvm ~0.34 µs
+per kernel call, measured: :meth:`CaseBench.launch_cost`), so, timed as whole runs net of a
+model with no kernel, a fused pair costs one launch and a separate pair two, and nn-Meter's criterion
+separates them by a launch.  That is what tells an untuned compiler's fusions, whose fused
+kernel still writes and reads the intermediate and so saves no time at large shapes.
 """
 from __future__ import annotations
 
@@ -14,11 +21,13 @@ from datetime import datetime, timezone
 
 from .rules_observe import backend_kernels
 from .rules_timing import Measurer
-from .testcases import CaseShape, Step, Template, build_case, default_template, trivial_case
+from .testcases import (CaseShape, Step, Template, build_case, default_template, empty_case,
+                        trivial_case)
 
 ORT_SHAPES = (CaseShape(32, 56), CaseShape(18, 56))
 ORT_MIXED = CaseShape(32, 56, plain_other=True)
 TVM_SHAPES = (CaseShape(8, 32), CaseShape(12, 24))
+LAUNCH_SHAPE = CaseShape(4, 2, launch=True)
 BINARY = ("add", "mul", "sub", "div", "concat")
 UNRELIABLE = "unreliable"   # observed_case: the backend's own kernel list is broken here
 
@@ -45,16 +54,23 @@ class CaseBench:
 
     ``repeats``: sessions per test model; ``prefix``: the layout prefix (``"maxpool1"`` when
     the backend has a blocked layout, chosen by :meth:`set_layout`); ``observe``: read the
-    backend's own kernels to check timing (when it reports them)."""
+    backend's own kernels to check timing (when it reports them); ``launch``: the launch
+    probe's shape, first of the shapes (``"auto"``: :data:`LAUNCH_SHAPE` on TVM, none on
+    onnxruntime, whose profiler-timed fusions save time)."""
 
     def __init__(self, backend, *, alpha: float, shapes=None, repeats: int = 3,
-                 observe: bool = True, measurer: Measurer):
+                 observe: bool = True, measurer: Measurer, launch="auto"):
         self.backend, self.alpha, self.repeats, self.observe = backend, alpha, repeats, observe
-        default = TVM_SHAPES if backend.name.startswith("tvm") else ORT_SHAPES
-        self.shapes = tuple(shapes or default)
+        tvm = backend.name.startswith("tvm")
+        self.shapes = tuple(shapes or (TVM_SHAPES if tvm else ORT_SHAPES))
+        if launch == "auto":
+            launch = LAUNCH_SHAPE if tvm else None
+        if launch is not None:
+            self.shapes = (replace(launch, launch=True),) + self.shapes
         self.measurer = measurer
         self.layout, self.prefix, self.suffix = None, None, None
         self.templates: dict[str, Template] = {}
+        self._launch: dict = {}
         self.date = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.version = backend.version()
 
@@ -76,7 +92,8 @@ class CaseBench:
     def shapes_for(self, consumer: Template):
         """The test shapes, plus the mixed-layout one when the consumer is binary and the
         backend has a layout (a blocked producer meeting a plain second operand)."""
-        if self.layout is not None and consumer.op in BINARY and self.shapes == ORT_SHAPES:
+        timed = tuple(s for s in self.shapes if not s.launch)
+        if self.layout is not None and consumer.op in BINARY and timed == ORT_SHAPES:
             return self.shapes + (ORT_MIXED,)
         return self.shapes
 
@@ -97,18 +114,30 @@ class CaseBench:
         """{name: Timed with its T0} for ``parts`` ({name: Part}) at ``shape``, the sessions
         interleaved (T0 A B AB, T0 A B AB, ...); None when one cannot be measured."""
         jobs = {name: (self._labelled(p, shape), self._t0(p, shape)) for name, p in parts.items()}
+        if any(_empty_tensor(model) for job in jobs.values() for _, model in job):
+            return None   # the shape is too small for the pattern (a stride leaves 0 pixels)
+        whole = shape.launch
         for r in range(self.repeats):
             for job, t0 in jobs.values():
-                self.measurer.session(*t0, r)
-                self.measurer.session(*job, r)
+                self.measurer.session(*t0, r, whole)
+                self.measurer.session(*job, r, whole)
         out = {}
         for name, (job, t0) in jobs.items():
-            base = self.measurer.timed(*t0, self.repeats)
-            timed = self.measurer.timed(*job, self.repeats)
+            base = self.measurer.timed(*t0, self.repeats, whole)
+            timed = self.measurer.timed(*job, self.repeats, whole)
             if base is None or timed is None:
                 return None
             out[name] = replace(timed, base=base)
         return out
+
+    def launch_cost(self, shape: CaseShape):
+        """What one kernel launch costs at a launch probe (Timed, or None if it cannot be
+        timed): a Relu on the probe's input, net of the model with no kernel (its own work on
+        16 elements is negligible)."""
+        if shape not in self._launch:
+            t = self.time_parts(shape, {"launch": single(default_template("relu"))})
+            self._launch[shape] = None if t is None else t["launch"]
+        return self._launch[shape]
 
     def _context(self, shape: CaseShape) -> str:
         return f"{shape.label}/{self.prefix or 'none'}-{self.suffix or 'none'}"
@@ -120,9 +149,11 @@ class CaseBench:
 
     def _t0(self, part: Part, shape: CaseShape):
         """The part's trivial model (:func:`trivial_case`): its inputs, their layout prefixes
-        and a one-element Slice of each."""
-        model = trivial_case(self.model("T0", part.steps, shape, part.outputs,
-                                        in_shape=part.in_shape))
+        and a one-element Slice of each; at a launch probe, its inputs and no kernel
+        (:func:`empty_case`)."""
+        trivial = empty_case if shape.launch else trivial_case
+        model = trivial(self.model("T0", part.steps, shape, part.outputs,
+                                   in_shape=part.in_shape))
         ins = "+".join("x".join(str(d.dim_value) for d in v.type.tensor_type.shape.dim)
                        for v in model.graph.input)
         return f"T0/in{ins}/{self._context(shape)}", model
@@ -169,6 +200,12 @@ class CaseBench:
         for idx, role in enumerate(roles_in_order):
             groups.setdefault(where.get(roles[role], ("alone", role)), []).append(idx)
         return tuple(sorted(tuple(g) for g in groups.values()))
+
+
+def _empty_tensor(model) -> bool:
+    """Whether an input or output of ``model`` has a dimension of 0."""
+    values = list(model.graph.input) + list(model.graph.output)
+    return any(d.dim_value <= 0 for v in values for d in v.type.tensor_type.shape.dim)
 
 
 def consumer_inputs(t: Template, src: str) -> tuple:

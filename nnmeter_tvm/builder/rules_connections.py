@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from .rules_cases import BINARY, UNRELIABLE, Part, consumer_inputs, single, tlabel
 from .rules_pair import UNRELIABLE_NOTE
-from .rules_verdicts import case_text, case_verdict, decide, noise, with_bases
+from .rules_verdicts import (case_text, case_verdict, decide, launch_case_verdict, noise,
+                             resolution, with_bases)
 from .testcases import EMITTERS, Step
 
 SEPARATE, FIRST_TWO, LAST_TWO, ALL = ((0,), (1,), (2,)), ((0, 1), (2,)), ((0,), (1, 2)), ((0, 1, 2),)
@@ -110,7 +111,7 @@ def multi_input_rule(bench, ops, ts):
     a, b, c = ts
     if any(t.op not in EMITTERS for t in ts) or c.op not in BINARY:
         return None
-    probe = bench.shapes[0]
+    probe = next((s for s in bench.shapes if not s.launch), bench.shapes[0])
     sa = bench.out_shape([Step("a", a)], probe, "a")
     sb = bench.out_shape([Step("b", b)], probe, "b")
     if sa[:1] + sa[2:] != sb[:1] + sb[2:] or (c.op != "concat" and sa != sb):
@@ -150,8 +151,15 @@ def _connection_rule(bench, kind, ops, topology, name, steps, parts_at, cases_of
             continue
         n = {k: v.net for k, v in t.items()}
         cases = cases_of(n)
-        v = case_verdict(n["block"], cases, [n[k] for k in ("op1", "op2", "op3")],
-                         noise(*with_bases(*t.values())), bench.alpha)
+        singles = [n[k] for k in ("op1", "op2", "op3")]
+        launch = bench.launch_cost(shape) if shape.launch else None
+        if launch is not None and launch.net > resolution(shape):
+            v = launch_case_verdict(n["block"], cases, singles, launch.net,
+                                    noise(*with_bases(*t.values(), launch), shape=shape))
+        else:
+            v = case_verdict(n["block"], cases, singles,
+                             noise(*with_bases(*t.values()), shape=shape), bench.alpha,
+                             resolution(shape))
         if kind == "multi_input":
             _keep_input_order(v, cases, t, ops)
         blocked = bench.blocked_at(steps, shape, *context)

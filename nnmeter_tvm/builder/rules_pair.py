@@ -7,7 +7,7 @@ of the shapes where timing is conclusive decide (see :func:`rules_verdicts.decid
 from __future__ import annotations
 
 from .rules_cases import UNRELIABLE, Part, consumer_inputs, single, tlabel
-from .rules_verdicts import decide, noise, pair_verdict, with_bases
+from .rules_verdicts import decide, noise, pair_verdict, resolution, with_bases
 from .testcases import EMITTERS, Step, Template
 
 UNRELIABLE_NOTE = ("unreliable (the backend's kernel list reports real nodes as inserted): "
@@ -31,7 +31,7 @@ def pair_rule(bench, a: str, b: str, ta: Template, tb: Template):
         if t is None:
             continue
         v = pair_verdict(t["t1"].net, t["t2"].net, t["t12"].net, bench.alpha,
-                         noise(*with_bases(*t.values())))
+                         noise(*with_bases(*t.values()), shape=shape), resolution(shape))
         blocked = bench.blocked_at(steps, shape, "b", "a")
         seen = bench.observed_case(steps, ("a", "b"), shape)
         if seen is UNRELIABLE:

@@ -24,7 +24,7 @@ from .rules_connections import chain_rule, multi_input_rule, multi_output_rule
 from .rules_observe import observe_layout, observe_rewrites, observe_views
 from .rules_pair import pair_rule
 from .rules_timing import BudgetExhausted, Measurer
-from .rules_verdicts import ALPHA, RESOLUTION_MS
+from .rules_verdicts import ALPHA, LAUNCH_RESOLUTION_MS, RESOLUTION_MS
 from .testcases import EMITTERS, Patterns
 
 CURATED_PAIRS = (
@@ -46,7 +46,8 @@ class RuleTester:
     ``shapes``: test shapes (default per backend, :mod:`.rules_cases`); ``repeats``: sessions
     per test model; ``prefix``: the layout prefix (``"auto"``: ``maxpool1`` on a backend with a
     blocked layout); ``observe``: read the backend's own kernels (the check, and what timing
-    cannot tell); ``how``: ``"kernels"`` (profiler sums) or ``"session"`` (whole runs).
+    cannot tell); ``how``: ``"kernels"`` (profiler sums) or ``"session"`` (whole runs);
+    ``launch``: the launch probe's shape (see :class:`.rules_cases.CaseBench`).
     ``progress``: called as ``progress("stage", name, total)``, ``progress("rule", label)`` and
     ``progress("measure", label)``.
     """
@@ -54,12 +55,12 @@ class RuleTester:
     def __init__(self, backend, *, alpha: float = ALPHA, shapes=None, repeats: int = 3,
                  prefix="auto", store=None, config=None, budget_s: float | None = None,
                  progress=None, observe: bool = True, timeout_s: float = 60.0,
-                 how: str = "kernels"):
+                 how: str = "kernels", launch="auto"):
         self.backend, self.prefix_arg, self.observe = backend, prefix, observe
         self.measurer = Measurer(backend, store=store, config=config, budget_s=budget_s,
                                  progress=progress, timeout_s=timeout_s, how=how)
         self.bench = CaseBench(backend, alpha=alpha, shapes=shapes, repeats=repeats,
-                               observe=observe, measurer=self.measurer)
+                               observe=observe, measurer=self.measurer, launch=launch)
         self.bench.set_layout(None, prefix)
         self.progress = progress or (lambda *a: None)
         self.rewrites: tuple = ()
@@ -144,6 +145,7 @@ class RuleTester:
             "alpha": b.alpha, "resolution_ms": RESOLUTION_MS,
             "timing": ("sum of the kernels' durations in the backend's profiler, per run"
                        if self.measurer.how == "kernels" else "whole runs"),
+            "launch_probe": _launch_probe(b.shapes),
             "repeats": b.repeats, "protocol": _config_dict(self.measurer.config),
             "measurements": rep.measurements, "reused_from_store": rep.reused,
             "failed": rep.failed, "seconds": round(rep.seconds, 1),
@@ -180,6 +182,16 @@ class RuleTester:
                         joins[key] = (tm[fusable[0].name], tm[fusable[1].name], tm[v.name])
                 p.visit(v)
         return chains, joins
+
+
+def _launch_probe(shapes) -> dict | None:
+    """The launch probe's record in the rules file (None without one)."""
+    launch = next((s for s in shapes if s.launch), None)
+    if launch is None:
+        return None
+    return {"shape": launch.label, "timing": "whole runs, net of a model with no kernel",
+            "resolution_ms": LAUNCH_RESOLUTION_MS,
+            "decides": "which ops share a kernel, where it is conclusive"}
 
 
 def verdicts_by_origin(rules) -> dict:

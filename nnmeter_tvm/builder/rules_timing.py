@@ -5,7 +5,9 @@ them (onnxruntime's profiler; TVM's VM instrument around every kernel call), one
 That is still timing: it reads how long the model's kernels took in total, never which nodes
 were fused, and it leaves out the session's fixed per-run overhead (about 10 µs on
 onnxruntime), which is larger than a small op and noisier than the difference a fusion makes.
-A backend without a profiler is timed as a whole run (:meth:`Backend.measure`).
+A backend without a profiler is timed as a whole run (:meth:`Backend.measure`), and so is a
+launch probe (a test shape so small that what it measures is the launches, which the
+profiler's per-kernel times leave out; see :mod:`.rules_cases`).
 
 Each model is timed in ``repeats`` fresh sessions, interleaved with the other models of its
 rule (A B AB A B AB ...); its time is the median over the sessions and its spread their median
@@ -95,21 +97,23 @@ class Measurer:
         self.report = DetectionReport()
         self._version = backend.version()
 
-    def session(self, label: str, model, repeat: int = 0):
-        """One session's Measurement of ``model`` (None when the backend cannot run it)."""
+    def session(self, label: str, model, repeat: int = 0, whole: bool = False):
+        """One session's Measurement of ``model`` (None when the backend cannot run it);
+        ``whole``: time whole runs whatever ``how`` is."""
         from ..backends.base import load
 
         loaded = load(model)
-        key = loaded.key(f"rules-{self.how}/{label}#{repeat}")
+        how = "session" if whole else self.how
+        key = loaded.key(f"rules-{how}/{label}#{repeat}")
         if key not in self.cache:
-            self.cache[key] = self._stored(key) or self._measure(label, loaded, key)
+            self.cache[key] = self._stored(key) or self._measure(label, loaded, key, how)
             if self.progress is not None:
                 self.progress("measure", label)
         return self.cache[key]
 
-    def timed(self, label: str, model, repeats: int) -> Timed | None:
+    def timed(self, label: str, model, repeats: int, whole: bool = False) -> Timed | None:
         """``model`` over ``repeats`` sessions (see :class:`Timed`)."""
-        found = [self.session(label, model, r) for r in range(repeats)]
+        found = [self.session(label, model, r, whole) for r in range(repeats)]
         if any(m is None for m in found):
             return None
         mid = sorted(found, key=lambda m: m.median_ms)[len(found) // 2]
@@ -124,17 +128,21 @@ class Measurer:
             self.report.measuring_s += getattr(found, "total_s", 0.0) or 0.0
         return found
 
-    def _measure(self, label, loaded, key):
+    def _measure(self, label, loaded, key, how):
         if self.budget_s is not None and time.perf_counter() - self.start > self.budget_s:
             self.report.complete = False
             raise BudgetExhausted(label)
         self.report.measurements += 1
         try:
-            if self.sum_kernels is not None:
+            if how == "kernels":
                 found = self.sum_kernels(self.backend, loaded, key=key, config=self.config,
                                          timeout_s=self.timeout_s)
                 if self.store is not None:
                     self.store.add(found)
+            elif hasattr(self.backend, "prepare"):   # whole runs of the kept compiled model
+                found = self.backend.measure_runner(
+                    _compiled(self.backend, loaded).fresh(), key=key, store=self.store,
+                    config=self.config, timeout_s=self.timeout_s)
             else:
                 found = self.backend.measure(loaded, key=key, store=self.store,
                                              config=self.config, timeout_s=self.timeout_s)

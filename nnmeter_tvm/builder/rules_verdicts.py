@@ -16,6 +16,15 @@ RESOLUTION_MS = 0.001
 # how far apart two sessions of one model taken minutes apart may be, beyond their measured
 # spread: relative and absolute parts
 DRIFT_REL, DRIFT_ABS_MS = 0.003, 0.0002
+# a launch probe times whole runs (a mean over thousands of ~2 µs runs, not whole profiler
+# microseconds): its resolution and absolute drift floor, small against a launch on tvm-llvm
+# (~0.34 µs per kernel call, measured by the probe: launch_ms in the evidence)
+LAUNCH_RESOLUTION_MS, LAUNCH_DRIFT_ABS_MS = 0.00005, 0.00002
+
+
+def resolution(shape) -> float:
+    """The smallest net time judged at ``shape`` (ms)."""
+    return LAUNCH_RESOLUTION_MS if getattr(shape, "launch", False) else RESOLUTION_MS
 
 CONDITION_PREDICATES = (   # (name, holds(producer blocked, consumer inputs all blocked))
     ("blocked", lambda pb, ib: ib),
@@ -24,11 +33,12 @@ CONDITION_PREDICATES = (   # (name, holds(producer blocked, consumer inputs all 
 )
 
 
-def noise(*timed) -> float:
+def noise(*timed, shape=None) -> float:
     """How much the sum of these measurements may move between passes (ms): each one's spread
     over its sessions plus a relative drift, and an absolute floor, in quadrature."""
+    floor = LAUNCH_DRIFT_ABS_MS if getattr(shape, "launch", False) else DRIFT_ABS_MS
     return float(np.sqrt(sum(t.spread ** 2 + (DRIFT_REL * t.value) ** 2 for t in timed)
-                         + DRIFT_ABS_MS ** 2))
+                         + floor ** 2))
 
 
 def with_bases(*timed) -> list:
@@ -37,14 +47,15 @@ def with_bases(*timed) -> list:
     return list(timed) + list(bases.values())
 
 
-def pair_verdict(n1: float, n2: float, n12: float, alpha: float, noise_ms: float) -> dict:
+def pair_verdict(n1: float, n2: float, n12: float, alpha: float, noise_ms: float,
+                 resolution_ms: float = RESOLUTION_MS) -> dict:
     """nn-Meter's criterion on net times: fused when T1 + T2 - T12 > alpha * min(T1, T2);
     inconclusive when an op is below the resolution or the saving is within twice the noise
     of the threshold."""
     saving, threshold = n1 + n2 - n12, alpha * min(n1, n2)
     return {"saving_ms": round(saving, 5), "threshold_ms": round(threshold, 5),
             "fused": bool(saving > threshold), "noise_ms": round(noise_ms, 5),
-            "inconclusive": bool(min(n1, n2) < RESOLUTION_MS
+            "inconclusive": bool(min(n1, n2) < resolution_ms
                                  or abs(saving - threshold) < 2 * noise_ms)}
 
 
@@ -57,20 +68,65 @@ def closest_case(block: float, cases: dict, tol: float = 0.0):
     return max(near, key=lambda c: (len(c), -list(cases).index(c)))
 
 
-def case_verdict(block: float, cases: dict, singles, noise_ms: float, alpha: float) -> dict:
+def case_verdict(block: float, cases: dict, singles, noise_ms: float, alpha: float,
+                 resolution_ms: float = RESOLUTION_MS) -> dict:
     """The winning grouping for a measured block; inconclusive when an op is below the
     resolution or the runner-up is within twice the noise of the winner."""
     tol = max(0.0, 0.5 * alpha * min(singles))
     winner = closest_case(block, cases, tol)
     rivals = sorted(abs(v - block) for g, v in cases.items() if g != winner)
     return {"winner": winner, "tolerance_ms": round(tol, 5), "noise_ms": round(noise_ms, 5),
-            "inconclusive": bool(min(singles) < RESOLUTION_MS or (
+            "inconclusive": bool(min(singles) < resolution_ms or (
                 rivals and rivals[0] - abs(cases[winner] - block) < 2 * noise_ms))}
+
+
+def launch_case_verdict(block: float, cases: dict, singles, launch_ms: float,
+                        noise_ms: float) -> dict:
+    """A connection case at a launch probe, by counting launches: each kernel costs one
+    launch (``launch_ms``) plus work that fusing does not change, so the block saves
+    ``(sum(singles) - block) / launch_ms`` launches against its ops run apart: none (three
+    kernels), two (one kernel), or one, and then the two-kernel grouping whose measured pair
+    predicts the block best.  (The closest-case rule cannot be used here: its predictions for
+    a grouping whose pair does not fuse alone equal the three-kernel case, a tie by
+    construction.)  Inconclusive when the count is within twice the noise of a half-launch,
+    or two two-kernel groupings are within twice the noise of each other."""
+    saved = (sum(singles) - block) / launch_ms
+    count = min(2, max(0, round(saved)))
+    sure = launch_ms / 2 - abs(saved - count) * launch_ms > 2 * noise_ms
+    kernels = 3 - count
+    ranked = sorted((g for g in cases if len(g) == kernels), key=lambda g: abs(cases[g] - block))
+    winner = ranked[0]
+    if len(ranked) > 1 and \
+            abs(cases[ranked[1]] - block) - abs(cases[winner] - block) < 2 * noise_ms:
+        sure = False
+    return {"winner": winner, "launch_ms": round(launch_ms, 5),
+            "launches_saved": round(saved, 2), "noise_ms": round(noise_ms, 5),
+            "inconclusive": not sure}
 
 
 def decide(verdicts):
     """(value, requires, method, note) from per-shape ``(shape, timed value, conclusive,
     layout context, observed value or None)``.
+
+    A launch probe conclusive at its shape decides which ops share a kernel: the other shapes
+    say whether that saves time there, and where they disagree the note says so (an untuned
+    compiler's fused kernel still writes and reads the intermediate, so at large shapes its
+    fusions save nothing).  Otherwise: see :func:`_decide`."""
+    if not any(getattr(s, "launch", False) and ok for s, _, ok, _, _ in verdicts):
+        return _decide(verdicts)
+    value, requires, method, note = _decide(
+        [(s, v, ok and s.launch, b, o) for s, v, ok, b, o in verdicts])
+    differ = [f"{vtext(v)} at {s.label}" for s, v, ok, _, _ in verdicts
+              if ok and not s.launch and v != value]
+    if differ:
+        note = (note + "; " if note else "") + (
+            f"the criterion at the other shapes says {', '.join(differ)} (the time a fusion "
+            "saves there, not which kernels run)")
+    return value, requires, method, note
+
+
+def _decide(verdicts):
+    """:func:`decide` without launch probes.
 
     Timing decides where it is conclusive; the backend's own kernels (when it reports them)
     check it.  Timing inconclusive everywhere: the observed case.  Timing conclusive but

@@ -35,20 +35,28 @@ _TEMPLATE_KEYS = ("kernel_shape", "strides", "pads", "dilations", "ceil_mode", "
 
 @dataclass(frozen=True)
 class CaseShape:
-    """Channels and square spatial size of a test case's main input (1, c, hw, hw)."""
+    """Channels and square spatial size of a test case's main input (1, c, hw, hw).
+
+    ``launch``: a launch probe, a shape so small that an op's own work is below its launch
+    cost; its test models are timed as whole runs, net of a model with no kernel, so the
+    criterion counts kernel launches (see :mod:`.rules_cases`)."""
 
     c: int
     hw: int
     plain_other: bool = False   # the second operand of a binary op skips the layout prefix
+    launch: bool = False
 
     @property
     def label(self) -> str:
-        return f"c{self.c}hw{self.hw}" + ("-plainother" if self.plain_other else "")
+        return (f"c{self.c}hw{self.hw}" + ("-plainother" if self.plain_other else "")
+                + ("-launch" if self.launch else ""))
 
     def to_dict(self) -> dict:
         d = {"c": self.c, "h": self.hw, "w": self.hw}
         if self.plain_other:
             d["other_operand"] = "no prefix"
+        if self.launch:
+            d["probe"] = "launch: whole runs, net of a model with no kernel"
         return d
 
 
@@ -363,6 +371,24 @@ def trivial_case(model, name: str = "T0"):
     trivial = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     trivial.ir_version = 8
     return trivial
+
+
+def empty_case(model, name: str = "T0-empty"):
+    """A model with the inputs of test case ``model`` and no kernel: each input goes to an
+    output through an Identity (which a compiler removes).  What a whole run pays that is no
+    kernel launch: the launch probe's T0."""
+    from onnx import helper
+
+    g = model.graph
+    outs = [helper.make_tensor_value_info(f"{v.name}_out", v.type.tensor_type.elem_type,
+                                          [d.dim_value for d in v.type.tensor_type.shape.dim])
+            for v in g.input]
+    nodes = [helper.make_node("Identity", [v.name], [o.name], name=f"id_{v.name}")
+             for v, o in zip(g.input, outs)]
+    empty = helper.make_model(helper.make_graph(nodes, name, list(g.input), outs),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    empty.ir_version = 8
+    return empty
 
 
 def _other(w: _Writer, shape: tuple) -> str:

@@ -32,6 +32,10 @@ def add_parser(sub):
                    help="test shapes, e.g. 16x56,24x40 (channels x square size; default per "
                         "backend: 32x56,18x56 for ort-cpu, 8x32,12x24 for tvm-llvm).  An op "
                         "under a microsecond at every shape gets no timed verdict")
+    p.add_argument("--launch-shape", default="auto", metavar="CxHW|none",
+                   help="the launch probe's shape, timed as whole runs so that a fused pair "
+                        "costs one kernel launch and a separate pair two (default: 4x2 on "
+                        "tvm-llvm, none on ort-cpu)")
     p.add_argument("--repeats", type=int, default=3,
                    help="fresh sessions per test model, interleaved (default 3)")
     p.add_argument("--whole-runs", action="store_true",
@@ -42,7 +46,7 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def parse_shapes(text: str) -> tuple:
+def parse_shapes(text: str, option: str = "--shapes") -> tuple:
     """``"16x56,24x40"`` -> (CaseShape(16, 56), CaseShape(24, 40))."""
     from ..builder.testcases import CaseShape
     from ..errors import NNMeterError
@@ -51,7 +55,7 @@ def parse_shapes(text: str) -> tuple:
     for item in text.split(","):
         c, _, hw = item.strip().partition("x")
         if not (c.isdigit() and hw.isdigit() and int(c) > 0 and int(hw) > 0):
-            raise NNMeterError(f"--shapes: {item.strip()!r} is not CxHW (e.g. 16x56)")
+            raise NNMeterError(f"{option}: {item.strip()!r} is not CxHW (e.g. 16x56)")
         shapes.append(CaseShape(int(c), int(hw)))
     return tuple(shapes)
 
@@ -72,6 +76,13 @@ def run(args) -> int:
     if args.repeats < 1:
         raise NNMeterError(f"--repeats must be at least 1, got {args.repeats}")
     shapes = parse_shapes(args.shapes) if args.shapes else None
+    launch = {"auto": "auto", "none": None}.get(args.launch_shape)
+    if args.launch_shape not in ("auto", "none"):
+        launch = parse_shapes(args.launch_shape, "--launch-shape")
+        if len(launch) != 1:
+            raise NNMeterError(f"--launch-shape: one shape (CxHW) or none, got "
+                               f"{args.launch_shape!r}")
+        launch = launch[0]
     families = zoo.FAMILIES if args.families == "all" else tuple(args.families.split(","))
     graphs = [load_graph(m) for f in families for m in zoo.variants(f, args.variants)]
     patterns = collect_patterns(graphs)
@@ -82,7 +93,7 @@ def run(args) -> int:
     tester = RuleTester(backend, alpha=args.alpha, store=store, config=config,
                         budget_s=args.budget, progress=progress, observe=not args.no_observe,
                         repeats=args.repeats, how="session" if args.whole_runs else "kernels",
-                        shapes=shapes)
+                        shapes=shapes, launch=launch)
     rules = tester.detect(patterns, graphs)
     if progress is not None:
         progress.close()
