@@ -10,9 +10,10 @@ binary consumer also meets a second operand left in the plain layout (mixed).
 A **launch probe** shape (tvm-llvm's default ``c4hw2``) counts kernels instead: at 16
 elements an op's own work is far below what launching a kernel costs (on tvm-llvm ~0.34 µs
 per kernel call, measured: :meth:`CaseBench.launch_cost`), so, timed as whole runs net of a
-model with no kernel, a fused pair costs one launch and a separate pair two, and nn-Meter's criterion
-separates them by a launch.  That is what tells an untuned compiler's fusions, whose fused
-kernel still writes and reads the intermediate and so saves no time at large shapes.
+model with no kernel, a fused pair costs one launch and a separate pair two, and nn-Meter's
+criterion separates them by a launch.  That is what tells an untuned compiler's fusions,
+whose fused kernel still writes and reads the intermediate and so saves no time at large
+shapes.
 """
 from __future__ import annotations
 
