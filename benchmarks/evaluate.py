@@ -161,7 +161,7 @@ def main(argv=None) -> int:
                       "warnings": list(predictor.warnings)}
     done = [e for e in entries if e.complete]
     if not done:
-        log("no model is measured in both passes yet: nothing to evaluate")
+        log("no model is measured in every pass it needs yet: nothing to evaluate")
         return 1
     measured = np.array([e.measured_ms for e in done])
     pass_a = np.array([e.ms["A"] for e in done])
@@ -169,7 +169,7 @@ def main(argv=None) -> int:
     fams = np.array([e.item.family for e in done])
     # stored measurement time of the dataset (both passes), for the budget comparison
     measure_seconds = sum(
-        m.total_s for e in done for p in dataset.PASSES
+        m.total_s for e in done for p in dataset.PASSES + (dataset.TIEBREAK,)
         for m in [store.get(args.backend, e.key(args.backend, p))] if m is not None)
 
     t = time.monotonic()
@@ -197,7 +197,7 @@ def main(argv=None) -> int:
     for i, e in enumerate(done):
         row = {"model": e.item.name, "family": e.item.family, "split": e.item.split,
                "input_size": e.item.input_size, "pass_a_ms": e.ms["A"], "pass_b_ms": e.ms["B"],
-               "measured_ms": e.measured_ms, "predicted_ms": float(pred[i]),
+               "pass_c_ms": e.ms.get(dataset.TIEBREAK), "measured_ms": e.measured_ms, "predicted_ms": float(pred[i]),
                "op_sum_ms": float(opsum[i]), "fallback_kernels": fallback[i],
                "kernels": n_kernels[i]}
         for m, by_index in cmp_models.items():
@@ -210,7 +210,7 @@ def main(argv=None) -> int:
     notes = list(args.note)
     if meas["stopped_by_budget"] or len(done) + len(failed) < len(entries):
         notes.append(f"{len(entries) - len(done) - len(failed)} planned models are not measured "
-                     "in both passes yet (measurement stopped by its time budget): rerun to "
+                     "in every pass they need yet (measurement stopped by its time budget): rerun to "
                      "resume; figures cover the measured models only.")
     if any(fallback):
         notes.append(f"{sum(1 for f in fallback if f)} models have kernels priced by the generic "
@@ -224,12 +224,13 @@ def main(argv=None) -> int:
                  "nasbench201": plan.nasbench201, "input_size": plan.input_size,
                  "nb201_input_size": plan.nb201_input_size, "seed": dataset.SEED,
                  "split": "even variant index = train, odd = test", "note": plan.note,
-                 "chunk": plan.chunk,
+                 "chunk": plan.chunk, "tiebreak_at": 100 * dataset.TIEBREAK_AT,
                  "timing": "eval_lib.timing.measure_clean: the protocol plus a filter that drops "
                            "runs preempted by other processes (CPU time < 95 % of wall time)"},
         "predictor": predictor_info,
         "dataset": {"planned": len(entries), "complete": len(done), "failed": len(failed),
                     "missing": len(entries) - len(done) - len(failed),
+                    "tiebreaks": sum(1 for e in done if e.needs_tiebreak),
                     "measurement": meas | {"stored_measure_seconds": round(measure_seconds, 1)},
                     "failures": failed, "store": str(store.path)},
         "accuracy": accuracy, "noise_ceiling": noise, "comparison": cmp, "lofo": lofo_block,

@@ -27,6 +27,7 @@ def _eval_lib(module):
 metrics = _eval_lib("metrics")
 baselines = _eval_lib("baselines")
 graph_stats = _eval_lib("graph_stats")
+dataset = _eval_lib("dataset")
 
 
 # ---- metrics ----------------------------------------------------------------------------------
@@ -200,3 +201,22 @@ def test_samples_are_attributed_to_every_family_whose_layer_they_neighbour():
     assert attrib.families({"unit": "zoo:vgg:1000:0:None", "spec": None}) == {"vgg"}
     # more sampling steps reach further
     assert lofo.SampleAttribution({"resnet": [conv]}, steps=3).families({"spec": far}) == {"resnet"}
+
+
+# ---- dataset: the tie-break pass ----------------------------------------------------------------
+def _entry(**ms):
+    return dataset.Entry(item=dataset.Item("resnet", 0, 1), graph=None, digest="0" * 12, ms=ms)
+
+
+def test_agreeing_passes_are_averaged_and_need_no_third():
+    e = _entry(A=10.0, B=10.4)  # 3.9 % apart
+    assert not e.needs_tiebreak and e.complete
+    assert e.measured_ms == pytest.approx(10.2)
+
+
+def test_disagreeing_passes_wait_for_the_third_and_take_the_median():
+    e = _entry(A=10.0, B=16.0)  # one slow session
+    assert e.needs_tiebreak and not e.complete
+    e.ms["C"] = 10.2
+    assert e.complete
+    assert e.measured_ms == pytest.approx(10.2)  # the slow session is outvoted, not averaged in

@@ -78,7 +78,7 @@ def plot(result: dict, path: Path) -> str | None:
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
-    ax.set_xlabel("measured latency (ms, mean of two passes)")
+    ax.set_xlabel("measured latency (ms, ground truth of the passes)")
     ax.set_ylabel("predicted latency (ms)")
     acc = result["accuracy"]["overall"]
     ax.set_title(f"{result['backend']}: {acc['n']} models, {_pct(acc['acc10'])} within ±10 %"
@@ -145,7 +145,7 @@ def markdown(result: dict, plot_note: str | None) -> str:
            "## Dataset", "",
            f"- {result['plan']['note']}.",
            f"- {result['dataset']['complete']} of {result['dataset']['planned']} models measured in "
-           f"both passes ({result['dataset']['failed']} failed, "
+           f"every pass they need ({result['dataset']['failed']} failed, "
            f"{result['dataset']['missing']} not yet measured).",
            "- zoo seed 0 (the predictor's builder draws from zoo seed "
            f"{result['predictor'].get('build_zoo_seed')}); split: even variant index = train, "
@@ -155,8 +155,11 @@ def markdown(result: dict, plot_note: str | None) -> str:
            "pass B its reverse"
            + (f", within groups of {result['plan']['chunk']} models, each compiled once per group"
               if result["plan"].get("chunk") else "")
-           + "); ground truth = mean of the two medians; **noise ceiling** = pass B "
-           "scored against pass A with the same metrics.",
+           + "); **noise ceiling** = pass B scored against pass A with the same metrics.  Where "
+           f"the two disagree by more than {_pct(result['plan'].get('tiebreak_at'))}, a third pass "
+           "(C, after both) breaks the tie: ground truth = median of the three medians "
+           f"({result['dataset'].get('tiebreaks', '?')} models), else the "
+           "mean of the two.",
            "- timing: the protocol of shared/MEASURE.md, plus a filter that drops runs preempted by "
            "other processes (process CPU time < 95 % of the run's wall time); the statistics and "
            "the ≥ 30 runs / ≥ 0.5 s counts are over the clean runs.  A measurement whose reference "
