@@ -167,7 +167,7 @@ def main(argv=None) -> int:
     pass_a = np.array([e.ms["A"] for e in done])
     pass_b = np.array([e.ms["B"] for e in done])
     fams = np.array([e.item.family for e in done])
-    # stored measurement time of the dataset (both passes), for the budget comparison
+    # stored measurement time of the dataset (every pass), for the budget comparison
     measure_seconds = sum(
         m.total_s for e in done for p in dataset.PASSES + (dataset.TIEBREAK,)
         for m in [store.get(args.backend, e.key(args.backend, p))] if m is not None)
@@ -197,7 +197,8 @@ def main(argv=None) -> int:
     for i, e in enumerate(done):
         row = {"model": e.item.name, "family": e.item.family, "split": e.item.split,
                "input_size": e.item.input_size, "pass_a_ms": e.ms["A"], "pass_b_ms": e.ms["B"],
-               "pass_c_ms": e.ms.get(dataset.TIEBREAK), "measured_ms": e.measured_ms, "predicted_ms": float(pred[i]),
+               "pass_c_ms": e.ms.get(dataset.TIEBREAK), "measured_ms": e.measured_ms,
+               "predicted_ms": float(pred[i]),
                "op_sum_ms": float(opsum[i]), "fallback_kernels": fallback[i],
                "kernels": n_kernels[i]}
         for m, by_index in cmp_models.items():
@@ -210,8 +211,8 @@ def main(argv=None) -> int:
     notes = list(args.note)
     if meas["stopped_by_budget"] or len(done) + len(failed) < len(entries):
         notes.append(f"{len(entries) - len(done) - len(failed)} planned models are not measured "
-                     "in every pass they need yet (measurement stopped by its time budget): rerun to "
-                     "resume; figures cover the measured models only.")
+                     "in every pass they need yet (measurement stopped by its time budget): rerun "
+                     "to resume; figures cover the measured models only.")
     if any(fallback):
         notes.append(f"{sum(1 for f in fallback if f)} models have kernels priced by the generic "
                      "fallback (no trained cost model for their kernel type).")

@@ -291,5 +291,4 @@ def measure(entries, backend, store, *, chunk: int | None = None, timeout_s: flo
         for i in ties:
             going = going and take(entries[i], TIEBREAK)
     return {"measured_now": count["done"], "failed_now": count["failed"],
-            "seconds": time.monotonic() - t0, "stopped_by_budget": not going,
-            "tiebreaks": sum(1 for e in entries if e.needs_tiebreak)}
+            "seconds": time.monotonic() - t0, "stopped_by_budget": not going}

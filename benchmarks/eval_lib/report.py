@@ -203,8 +203,8 @@ def markdown(result: dict, plot_note: str | None) -> str:
     meas = result["dataset"]["measurement"]
     out += ["", f"The dataset's stored measurements took {meas['stored_measure_seconds']:.0f} s "
             "(timing attempts, waits for the machine-wide measuring lock included, session "
-            "builds / compiles not), summed over both "
-            "passes of every model; a run finds them in the store and measures only what is "
+            "builds / compiles not), summed over every "
+            "pass of every model; a run finds them in the store and measures only what is "
             f"missing (this run measured {meas['measured_now']} model-passes)."]
     out += ["", f"Scatter plot: `{stem}.png`" if plot_note is None
             else f"Scatter plot: not written ({plot_note}).", ""]
