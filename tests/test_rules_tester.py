@@ -296,3 +296,21 @@ def test_test_cases_are_valid_onnx():
     for op in ("gemm", "matmul", "softmax", "transpose"):
         onnx.checker.check_model(build_case([Step("a", default_template(op))], CaseShape(8, 4)),
                                  full_check=True)
+
+
+def test_a_launch_probe_t0_with_a_suffix_launches_what_the_case_does_besides_the_pattern():
+    """On onnxruntime a fork's two outputs each pass through a suffix Slice: its T0 at a launch
+    probe has the prefix and two Slices, or the fork would look a launch dearer."""
+    import onnx
+
+    relu = default_template("relu")
+    steps = [Step("a", default_template("conv"), ("in",)), Step("b", relu, ("a",)),
+             Step("c", relu, ("a",))]
+    case = build_case(steps, CaseShape(4, 2), prefix="maxpool1", suffix="slice1",
+                      outputs=("b", "c"))
+    t0 = trivial_case(case, per_output=True)
+    onnx.checker.check_model(t0, full_check=True)
+    kinds = sorted(n.op_type for n in t0.graph.node)
+    assert kinds == sorted(n.op_type for n in case.graph.node
+                           if n.name.startswith("prefix") or n.op_type == "Slice")
+    assert kinds == ["MaxPool", "Slice", "Slice"]

@@ -150,14 +150,18 @@ class CaseBench:
 
     def _t0(self, part: Part, shape: CaseShape):
         """The part's trivial model (:func:`trivial_case`): its inputs, their layout prefixes
-        and a one-element Slice of each; at a launch probe, its inputs and no kernel
-        (:func:`empty_case`)."""
-        trivial = empty_case if shape.launch else trivial_case
-        model = trivial(self.model("T0", part.steps, shape, part.outputs,
-                                   in_shape=part.in_shape))
+        and a one-element Slice of each.  At a launch probe it must launch exactly the kernels
+        the part's model launches besides the pattern's: none (:func:`empty_case`), or, with
+        a suffix (onnxruntime), the prefixes and one Slice per output."""
+        case = self.model("T0", part.steps, shape, part.outputs, in_shape=part.in_shape)
         ins = "+".join("x".join(str(d.dim_value) for d in v.type.tensor_type.shape.dim)
-                       for v in model.graph.input)
-        return f"T0/in{ins}/{self._context(shape)}", model
+                       for v in case.graph.input)
+        if not shape.launch:
+            return f"T0/in{ins}/{self._context(shape)}", trivial_case(case)
+        if self.suffix is None:
+            return f"T0/in{ins}/{self._context(shape)}", empty_case(case)
+        return (f"T0/in{ins}/out{len(case.graph.output)}/{self._context(shape)}",
+                trivial_case(case, per_output=True))
 
     # -- the backend's own view (the check) -------------------------------------------------
     def blocked_at(self, steps, shape: CaseShape, role: str, producer: str) -> tuple | None:

@@ -346,12 +346,14 @@ def build_case(steps, shape: CaseShape, *, prefix: str | None = None, suffix: st
     return model
 
 
-def trivial_case(model, name: str = "T0"):
+def trivial_case(model, name: str = "T0", per_output: bool = False):
     """The trivial model of test case ``model``: its inputs, their layout prefixes, and a
     one-element Slice of each tensor the pattern reads: what every run of the case pays that is
     no op of the pattern (a binary op's second operand has a prefix of its own).  (A same-size
     Identity would not do: writing an output of the input's size costs a pass over memory, as
-    much as a Relu.)"""
+    much as a Relu.)  ``per_output``: one Slice per output of the case instead (of its first
+    input), so that the trivial model launches as many kernels as the case's prefixes and
+    suffixes: a launch probe's T0 on a backend that needs the suffix."""
     from onnx import TensorProto, helper
 
     g = model.graph
@@ -359,11 +361,13 @@ def trivial_case(model, name: str = "T0"):
     w = _Writer(CaseShape(1, 1), None, 0)
     w.nodes = list(prefixes.values())
     tiny = Template("slice", (("tiny", True),))
-    outs = []
+    reads = []
     for v in g.input:
         shape = tuple(d.dim_value for d in v.type.tensor_type.shape.dim)
-        read = prefixes[v.name].output[0] if v.name in prefixes else v.name
-        outs.append(_slice(w, tiny, [read], shape))
+        reads.append((prefixes[v.name].output[0] if v.name in prefixes else v.name, shape))
+    if per_output:
+        reads = reads[:1] * len(g.output)
+    outs = [_slice(w, tiny, [read], shape) for read, shape in reads]
     graph = helper.make_graph(
         w.nodes, name, list(g.input),
         [helper.make_tensor_value_info(t, TensorProto.FLOAT, list(w.shapes[t])) for t in outs],
