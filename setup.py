@@ -31,7 +31,10 @@ setup(
         "nnmeter_tvm.rules",
     ],
     package_dir={"nnmeter_tvm.passes": "passes", "nnmeter_tvm.rules": "rules"},
-    package_data={"nnmeter_tvm.rules": ["*.json"], "nnmeter_tvm.predictors": ["bundles/*/*.json", "bundles/*/models/*.json"],
+    package_data={"nnmeter_tvm.rules": ["*.json"],
+                  # a bundle: metadata, rules, models and the samples they were trained on
+                  "nnmeter_tvm.predictors": ["bundles/*/*.json", "bundles/*/*.jsonl.gz",
+                                             "bundles/*/models/*.json"],
                   "nnmeter_tvm.zoo": ["examples/*.onnx"]},
     ext_modules=[ext],
     cmdclass={"build_ext": build_ext},

@@ -49,6 +49,14 @@ def parse_args(argv):
     p.add_argument("--no-measure", action="store_true", help="use only stored measurements")
     p.add_argument("--measure-only", action="store_true",
                    help="measure the dataset into the store and stop (no predictor needed)")
+    p.add_argument("--truth-from", metavar="RESULTS.json",
+                   help="take the measurements the store lacks from an earlier results file of "
+                        "this backend and version (its per-model records; only models whose "
+                        "content hash matches): reuses the ground truth on a fresh machine")
+    p.add_argument("--trust-names", action="store_true",
+                   help="with --truth-from: match records without a content hash (files written "
+                        "before it was recorded) by model name; valid only while the zoo "
+                        "generators are unchanged since that file was written")
     p.add_argument("--no-lofo", action="store_true", help="skip leave-one-family-out")
     p.add_argument("--out", default=str(RESULTS), help="output folder")
     p.add_argument("--note", action="append", default=[],
@@ -139,6 +147,22 @@ def main(argv=None) -> int:
     store = Store(args.store)
     cached = dataset.load_cached(entries, backend, store)
     log(f"  {cached} model-passes found in the store")
+    imported = None
+    if args.truth_from:
+        try:
+            imported = dataset.load_results(entries, args.truth_from, args.trust_names)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log(f"error: --truth-from {args.truth_from}: not a readable evaluate results file "
+                f"({type(exc).__name__}: {exc}); give a benchmarks/results/evaluate-*.json")
+            return 2
+        if (imported["backend"], imported["backend_version"]) != (args.backend, backend.version()):
+            log(f"error: {args.truth_from}: measured on {imported['backend']} "
+                f"{imported['backend_version']}, not {args.backend} {backend.version()}; "
+                "drop --truth-from to measure again")
+            return 2
+        log(f"  {imported['passes']} model-passes of {imported['models']} models taken from "
+            f"{args.truth_from} (measured {imported['date']}; "
+            f"{imported['matched_by_name']} models matched by name only)")
     t = time.monotonic()
     meas = {"measured_now": 0, "failed_now": 0, "seconds": 0.0, "stopped_by_budget": False}
     if not args.no_measure:
@@ -196,7 +220,8 @@ def main(argv=None) -> int:
     rows = []
     for i, e in enumerate(done):
         row = {"model": e.item.name, "family": e.item.family, "split": e.item.split,
-               "input_size": e.item.input_size, "pass_a_ms": e.ms["A"], "pass_b_ms": e.ms["B"],
+               "input_size": e.item.input_size, "digest": e.digest,  # of the model measured
+               "pass_a_ms": e.ms["A"], "pass_b_ms": e.ms["B"],
                "pass_c_ms": e.ms.get(dataset.TIEBREAK), "measured_ms": e.measured_ms,
                "predicted_ms": float(pred[i]),
                "op_sum_ms": float(opsum[i]), "fallback_kernels": fallback[i],
@@ -233,7 +258,7 @@ def main(argv=None) -> int:
                     "missing": len(entries) - len(done) - len(failed),
                     "tiebreaks": sum(1 for e in done if e.needs_tiebreak),
                     "measurement": meas | {"stored_measure_seconds": round(measure_seconds, 1)},
-                    "failures": failed, "store": str(store.path)},
+                    "failures": failed, "store": str(store.path), "truth_from": imported},
         "accuracy": accuracy, "noise_ceiling": noise, "comparison": cmp, "lofo": lofo_block,
         "targets": targets(args.backend, accuracy, lofo_block),
         "timing": {k: round(v, 1) for k, v in timing.items()},

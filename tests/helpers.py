@@ -1,4 +1,9 @@
-"""Small builders for hand-made ONNX models used across the tests."""
+"""Small builders for hand-made ONNX models used across the tests, and the benchmarks' library."""
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -20,3 +25,17 @@ def make_model(nodes, inputs, outputs, initializers=(), name="g", opset=17):
 
 def weights(*shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+_EVAL_LIB = Path(__file__).resolve().parents[1] / "benchmarks" / "eval_lib"
+
+
+def eval_lib(module):
+    """Import ``benchmarks/eval_lib/<module>.py`` (benchmarks/ is not an installed package)."""
+    if "eval_lib" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            "eval_lib", _EVAL_LIB / "__init__.py", submodule_search_locations=[str(_EVAL_LIB)])
+        pkg = importlib.util.module_from_spec(spec)
+        sys.modules["eval_lib"] = pkg
+        spec.loader.exec_module(pkg)
+    return importlib.import_module(f"eval_lib.{module}")

@@ -1,28 +1,9 @@
 """Unit tests of the evaluation's metrics and baselines (benchmarks/eval_lib) on synthetic numbers."""
-import importlib
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from onnx import helper
 
-from helpers import make_model, weights
-
-_LIB = Path(__file__).resolve().parents[1] / "benchmarks" / "eval_lib"
-
-
-def _eval_lib(module):
-    """Import ``benchmarks/eval_lib/<module>.py`` (benchmarks/ is not an installed package)."""
-    if "eval_lib" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "eval_lib", _LIB / "__init__.py", submodule_search_locations=[str(_LIB)])
-        pkg = importlib.util.module_from_spec(spec)
-        sys.modules["eval_lib"] = pkg
-        spec.loader.exec_module(pkg)
-    return importlib.import_module(f"eval_lib.{module}")
-
+from helpers import eval_lib as _eval_lib, make_model, weights
 
 metrics = _eval_lib("metrics")
 baselines = _eval_lib("baselines")
@@ -220,3 +201,32 @@ def test_disagreeing_passes_wait_for_the_third_and_take_the_median():
     e.ms["C"] = 10.2
     assert e.complete
     assert e.measured_ms == pytest.approx(10.2)  # the slow session is outvoted, not averaged in
+
+
+def test_earlier_results_fill_only_what_the_store_lacks_and_only_for_the_same_model(tmp_path):
+    import json
+
+    same = _entry(A=10.0)                      # pass A from the store: kept
+    other = dataset.Entry(item=dataset.Item("resnet", 0, 3), graph=None, digest="1" * 12)
+    records = [{"model": same.item.name, "digest": same.digest, "pass_a_ms": 99.0,
+                "pass_b_ms": 10.2, "pass_c_ms": None},
+               {"model": other.item.name, "digest": "2" * 12, "pass_a_ms": 5.0,
+                "pass_b_ms": 5.0}]  # another generator's model of that name: not taken
+    path = tmp_path / "evaluate-ort-cpu.json"
+    path.write_text(json.dumps({"backend": "ort-cpu", "backend_version": "1.0",
+                                "date": "2026-11-27", "models": records}))
+    info = dataset.load_results([same, other], path)
+    assert same.ms == {"A": 10.0, "B": 10.2} and other.ms == {}
+    assert (info["models"], info["passes"], info["backend_version"]) == (1, 1, "1.0")
+
+
+def test_records_without_a_content_hash_are_matched_by_name_only_when_asked(tmp_path):
+    import json
+
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"backend": "ort-cpu", "models": [
+        {"model": "resnet_s0_i1", "pass_a_ms": 4.0, "pass_b_ms": 4.1}]}))
+    e = _entry()
+    assert dataset.load_results([e], path)["models"] == 0 and e.ms == {}
+    info = dataset.load_results([e], path, trust_names=True)
+    assert e.ms == {"A": 4.0, "B": 4.1} and info["matched_by_name"] == 1

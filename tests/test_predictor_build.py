@@ -120,6 +120,79 @@ def test_build_writes_a_loadable_bundle_and_resumes(setup):
     assert len(units) == len(set(units))
 
 
+def test_the_bundle_carries_its_samples_so_a_fresh_machine_can_retrain_it(setup):
+    """Leave-one-family-out retrains a bundle on a subset of its samples: with the build's
+    sample log and measurement store gone, both come from the bundle itself."""
+    from helpers import eval_lib
+
+    cfg, rules, tmp = setup
+    builder = _builder(cfg, rules, tmp, FakeBackend())
+    builder.run(tmp / "bundle")
+    (tmp / "samples.jsonl").unlink()
+    (tmp / "measure.sqlite").unlink()
+    pred = load_bundle(tmp / "bundle")
+    assert (tmp / "bundle" / pred.meta["build"]["samples"]["file"]).is_file()
+    samples, _, again = eval_lib("lofo").read_samples(pred)
+    assert len(samples) == len(builder.samples()) > 0
+    retrainer = eval_lib("lofo").Retrainer(pred, samples, {}, again)
+    again.measure_store = tmp / "empty.sqlite"
+    calib = retrainer.calibration()
+    assert sorted(ms for *_, ms in calib) == sorted(pred.meta["build"]["calibration_ms"].values())
+    assert len(calib) == len(cfg.families) * cfg.calib_per_family
+
+
+def test_a_unit_timed_while_the_machine_drifted_gives_no_sample_until_measured_again(setup):
+    """MEASURE.md: a batch whose reference workload drifted is measured again; the builder
+    keeps a drifted unit out of training and times it again before the final fit."""
+    cfg, rules, tmp = setup
+
+    class Drifting(FakeBackend):
+        """Every model's first profile drifted (another process loaded the machine)."""
+
+        def __init__(self):
+            super().__init__()
+            self.seen = set()
+
+        def truth(self, model, timed=True):
+            t = super().truth(model, timed)
+            key = load(model).proto.SerializeToString()
+            drift = 0.01 if key in self.seen else 0.2
+            self.seen.add(key)
+            return KernelTruth(t.backend, t.backend_version, t.model, t.kernels, (), True, drift)
+
+    builder = _builder(cfg, rules, tmp, Drifting())
+    unit = "zoo:resnet:1000:0:32"
+    builder.features, builder.predictor = features, None
+    builder.insitu()
+    assert unit in builder.log.units and not builder.log.done(unit)
+    assert builder.log.drifted_units() and builder.samples() == []
+    timed_once = builder.log.kernel_measurements()
+    assert builder.retime_drifted() == len(builder.log.units)
+    assert builder.log.drifted_units() == [] and builder.log.done(unit)
+    # both timings count against the budget
+    assert builder.log.kernel_measurements() == 2 * timed_once
+    # the log keeps both records; read again, the latest one is used
+    again = _builder(cfg, rules, tmp, FakeBackend())
+    assert again.log.drifted_units() == [] and again.log.kernel_measurements() == 2 * timed_once
+
+
+def test_a_build_with_no_trainable_samples_fails_and_writes_no_bundle(setup):
+    """Every profile drifted (a machine loaded throughout): a bundle of fallbacks only would
+    predict silently wrong numbers, so the build stops with one line saying what to do."""
+    from nnmeter_tvm.errors import MeasurementError
+
+    cfg, rules, tmp = setup
+
+    class Loaded(FakeBackend):
+        def truth(self, model, timed=True):
+            t = super().truth(model, timed)
+            return KernelTruth(t.backend, t.backend_version, t.model, t.kernels, (), True, 0.3)
+
+    with pytest.raises(MeasurementError, match="quieter"):
+        _builder(cfg, rules, tmp, Loaded()).run(tmp / "bundle")
+    assert not (tmp / "bundle" / "bundle.json").exists()
+
+
 def test_samples_stay_within_the_budget(setup):
     cfg, rules, tmp = setup
     from dataclasses import replace

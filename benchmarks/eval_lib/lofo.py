@@ -12,14 +12,17 @@ conservatively:
   (``[0.5, 1.2]`` per step, one step for the initial draw plus one per adaptive round).
 
 F's prior layers are the builder's own (``Builder.prior_models`` with the bundle's
-``build.config``), partitioned with the bundle's rules.
-The cost models of every kernel family, the generic fallback and the whole-model overhead
-(refitted on the calibration models of the other families, read from the measurement store)
-are then retrained with the builder's own ``training.train_family`` / ``fit_overhead``.
+``build.config``), partitioned with the bundle's rules.  The samples are read from the bundle's
+own ``samples.jsonl.gz`` and the calibration times from its ``build.calibration_ms`` (the
+measurement store first), so this runs on a fresh machine.  The cost models of every kernel
+family, the generic fallback and the whole-model overhead (refitted on the calibration models
+of the other families) are then retrained with the builder's own ``training.train_family`` /
+``fit_overhead``.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import time
 from collections import defaultdict
@@ -88,6 +91,24 @@ def build_priors(builder) -> dict[str, list[dict]]:
     return out
 
 
+def _sample_log_path(predictor) -> Path:
+    """The bundle's own copy of its sample log, else (older bundles) the log its build wrote."""
+    build = predictor.meta.get("build") or {}
+    own = build.get("samples") or {}
+    if own.get("file") and predictor.meta.get("source"):
+        path = Path(predictor.meta["source"]) / own["file"]
+    else:
+        path = Path(build.get("sample_log") or "").expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"the predictor's sample log {str(path)!r} is not on this "
+                                "machine (a bundle built before samples.jsonl.gz was shipped); "
+                                "leave-one-family-out needs the kernel samples it was built from")
+    if own.get("sha256") and hashlib.sha256(path.read_bytes()).hexdigest() != own["sha256"]:
+        raise ValueError(f"{path}: checksum differs from the bundle's build.samples; rebuild "
+                         "the bundle or restore the file")
+    return path
+
+
 def read_samples(predictor) -> tuple[list[dict], dict, object]:
     """The bundle's kernel samples, each tagged with its log ``unit``, its build config and
     the ``Builder`` that read them (its calibration models serve the overhead refits).
@@ -99,17 +120,17 @@ def read_samples(predictor) -> tuple[list[dict], dict, object]:
     import dataclasses
 
     from nnmeter_tvm import features
-    from nnmeter_tvm.builder.build import BuildConfig, Builder
+    from nnmeter_tvm.builder.build import BuildConfig, Builder, SampleLog
 
     build = predictor.meta.get("build") or {}
-    path, config = build.get("sample_log"), dict(build.get("config") or {})
-    if not path or not Path(path).expanduser().is_file():
-        raise FileNotFoundError(f"the predictor's sample log {path!r} is not on this machine; "
-                                "leave-one-family-out needs the kernel samples it was built from")
+    path, config = _sample_log_path(predictor), dict(build.get("config") or {})
     names = {f.name for f in dataclasses.fields(BuildConfig)}
     cfg = BuildConfig(**{k: (tuple(v) if isinstance(v, list) else v)
                          for k, v in config.items() if k in names})
     builder = Builder(cfg, store=path)
+    context = (build.get("samples") or {}).get("context")
+    if context:  # the bundle's own units, whatever backend version and CPU this machine has
+        builder.log = SampleLog(path, **context)
     builder.features, builder.predictor = features, predictor
     samples = [dict(row, unit=unit["unit"]) for unit in builder.log.units.values()
                for row in builder.rows(unit)]
@@ -178,9 +199,11 @@ class Retrainer:
 
     def calibration(self):
         """(family, graph, kernels, measured ms) of the build's overhead-calibration models,
-        the builder's own list, read from the measurement store (nothing is measured)."""
+        the builder's own list, read from the measurement store or the bundle's
+        ``build.calibration_ms`` (nothing is measured)."""
         if self._calib is None:
-            self._calib = self.builder.calibration_rows(self.base, measure=False)
+            known = (self.base.meta.get("build") or {}).get("calibration_ms")
+            self._calib = self.builder.calibration_rows(self.base, measure=False, known=known)
         return self._calib
 
     def refit_overhead(self, predictor, exclude_family: str | None) -> dict | None:

@@ -163,7 +163,8 @@ def markdown(result: dict, plot_note: str | None) -> str:
            "- timing: the protocol of shared/MEASURE.md, plus a filter that drops runs preempted by "
            "other processes (process CPU time < 95 % of the run's wall time); the statistics and "
            "the ≥ 30 runs / ≥ 0.5 s counts are over the clean runs.  A measurement whose reference "
-           "workload drifted > 5 % in every attempt is not used (measured again on the next run).",
+           "workload drifted > 5 % in every attempt is not used (measured again on the next run)."
+           + _truth_from(result["dataset"].get("truth_from")),
            f"- predictor: `{result['predictor']['name']}` from `{result['predictor'].get('source')}` "
            f"({result['predictor']['kernel_samples']} kernel samples, built in "
            f"{result['predictor']['build_seconds']} s; trained kernel families: "
@@ -229,3 +230,13 @@ def readme_table(result: dict) -> str:
     return (f"| {result['backend']} | {o['n']} | {_pct(o['acc5'])} | {_pct(o['acc10'])} | "
             f"{_pct(o['acc15'])} | {_num(o['rmse_ms'])} | {_pct(o['rmspe'])} | {_pct(n['acc10'])} | "
             f"{_pct(lo)} | " + " | ".join(_pct(v) for v in base) + " |")
+
+
+def _truth_from(info) -> str:
+    if not info:
+        return ""
+    return (f"  {info['passes']} model-passes of {info['models']} models were not measured in "
+            f"this run but taken from `{info['file']}` (measured {info['date']} on "
+            f"{info['backend']} {info['backend_version']}; "
+            + (f"{info['matched_by_name']} matched by model name only, the file predating content "
+               "hashes" if info.get("matched_by_name") else "same model content hashes") + ").")

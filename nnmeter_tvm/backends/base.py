@@ -99,6 +99,7 @@ class KernelTruth:
     kernels: tuple[TruthKernel, ...]
     eliminated: tuple[str, ...]
     timed: bool
+    drift: float | None = None  # the worst reference drift of the timed sessions (protocol)
 
     @property
     def total_ms(self) -> float | None:
@@ -112,6 +113,7 @@ class KernelTruth:
             "backend_version": self.backend_version,
             "model": self.model,
             "timed": self.timed,
+            "drift": self.drift,
             "total_ms": self.total_ms,
             "kernels": [k.to_dict() for k in self.kernels],
             "eliminated": list(self.eliminated),
@@ -209,11 +211,14 @@ def middle_mean(values) -> float:
     return float(v[q: len(v) - q].mean())
 
 
-def across_sessions(per_session: list[dict]) -> dict:
+def across_sessions(per_session: list[tuple[dict, float | None]]) -> tuple[dict, float | None]:
     """Per kernel, the median of its time over the profiled sessions (a small kernel's time
-    depends on where its session's buffers landed); kernels missing from a session dropped."""
-    keys = set.intersection(*(set(t) for t in per_session))
-    return {k: float(np.median([t[k] for t in per_session])) for k in keys}
+    depends on where its session's buffers landed); kernels missing from a session dropped.
+    ``per_session``: (times, drift) of each session; also returns the worst drift."""
+    keys = set.intersection(*(set(t) for t, _ in per_session))
+    drifts = [d for _, d in per_session if d is not None]
+    return ({k: float(np.median([t[k] for t, _ in per_session])) for k in keys},
+            max(drifts) if drifts else None)
 
 
 def _now() -> str:

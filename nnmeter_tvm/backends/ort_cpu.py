@@ -112,7 +112,8 @@ class OrtCpu(Backend):
                 g1_path = g2_path
             self._session(loaded, optimized_model_filepath=g2_path)
             g1, g2 = onnx.load(g1_path).graph, onnx.load(g2_path).graph
-            times = self._profile(loaded, g2, os.path.join(tmp, "prof")) if timed else {}
+            times, drift = (self._profile(loaded, g2, os.path.join(tmp, "prof")) if timed
+                            else ({}, None))
         mapped, eliminated = map_kernels(loaded.proto.graph, g1, g2)
         names = loaded.node_names
         kernels = []
@@ -126,21 +127,22 @@ class OrtCpu(Backend):
                 ms=_total(times, mk.g2_nodes) if timed else None,
                 detail="; ".join(d for d in (node_detail(n) for n in nodes) if d)))
         return KernelTruth(self.name, self.version(), loaded.label, tuple(kernels),
-                           tuple(names[i] for i in sorted(eliminated)), timed)
+                           tuple(names[i] for i in sorted(eliminated)), timed, drift)
 
-    def _profile(self, loaded, g2, prefix: str) -> dict[int, float]:
+    def _profile(self, loaded, g2, prefix: str) -> tuple[dict[int, float], float | None]:
         """ms per executed node (node index in the G2 file), the median over
-        ``profile_sessions`` fresh sessions.  Why several: a small kernel's time depends on
-        where its session's buffers landed (the same 4 µs reorder reads 3-11 µs from one
-        session to the next), and the models we predict run in sessions of their own."""
+        ``profile_sessions`` fresh sessions, and their worst drift.  Why several: a small
+        kernel's time depends on where its session's buffers landed (the same 4 µs reorder
+        reads 3-11 µs from one session to the next), and the models we predict run in sessions
+        of their own."""
         return across_sessions([self._profile_session(loaded, g2, f"{prefix}{i}")
                                 for i in range(max(1, self.profile_sessions))])
 
-    def _profile_session(self, loaded, g2, prefix: str) -> dict[int, float]:
+    def _profile_session(self, loaded, g2, prefix: str) -> tuple[dict[int, float], float]:
         """One profiled session timed under the protocol (warm-up, run counts, drift guard);
         each node's time is the mean of the middle half of its runs in the kept attempt (the
         profiler counts whole microseconds: a median stays on that grid, a trimmed mean
-        resolves a 3 µs kernel)."""
+        resolves a 3 µs kernel).  Also returns the kept attempt's drift."""
         session = self.profiled_session(loaded, prefix)
         feeds = make_inputs(loaded.proto)
         try:
@@ -155,7 +157,7 @@ class OrtCpu(Backend):
             trace.unlink(missing_ok=True)
         if not timing.ok:
             raise BackendError(f"ort-cpu: {loaded.label}: profiling failed: {timing.error}")
-        return _node_times(events, g2, timing)
+        return _node_times(events, g2, timing), timing.drift
 
 
 def _total(times: dict, nodes) -> float | None:

@@ -143,12 +143,12 @@ class TvmLlvm(Backend):
             m3 = seq(lowered[:j + 1])(m2)
             m3r = seq([p for p in lowered[j + 1:] if p.info.name == "RewriteDataflowReshape"])(m3)
         calls = _kernel_calls(m1, m2, m3r)
-        times = {}
+        times, drift = {}, None
         if timed:
             ex, vm = self._build(m3, loaded.label, passes=seq(lowered[j + 1:]))
             runner = TvmRunner(vm, self._args(loaded), loaded.label, ex)
-            times = across_sessions([self._profile_session(runner.fresh(), calls)
-                                     for _ in range(max(1, self.profile_sessions))])
+            times, drift = across_sessions([self._profile_session(runner.fresh(), calls)
+                                            for _ in range(max(1, self.profile_sessions))])
         kernels, used = [], set()
         count: dict[str, int] = {}
         for n, call in enumerate(calls):
@@ -163,11 +163,12 @@ class TvmLlvm(Backend):
         kernels = _merge_shared(kernels)
         eliminated = tuple(x for x in loaded.node_names if x not in used)
         return KernelTruth(self.name, self.version(), loaded.label, tuple(kernels), eliminated,
-                           timed)
+                           timed, drift)
 
-    def _profile_session(self, runner: TvmRunner, calls) -> dict[int, float]:
+    def _profile_session(self, runner: TvmRunner, calls) -> tuple[dict[int, float], float]:
         """ms of each kernel call in one VM timed under the protocol (warm-up, run counts,
-        drift and CPU-share guard): the interquartile mean of its runs in the kept attempt."""
+        drift and CPU-share guard): the interquartile mean of its runs in the kept attempt;
+        and that attempt's drift."""
         by_func: dict[str, list[int]] = {}
         for n, c in enumerate(calls):
             by_func.setdefault(c.func, []).append(n)
@@ -182,7 +183,7 @@ class TvmLlvm(Backend):
                 seen[symbol] = i + 1
                 n = by_func[symbol][i % len(by_func[symbol])]
                 durations.setdefault(n, []).append(ms)
-        return {n: middle_mean(v) for n, v in durations.items()}
+        return {n: middle_mean(v) for n, v in durations.items()}, timing.drift
 
 
 def timed_calls(runner: TvmRunner, config, keep, timeout_s: float = 300.0, start=None):

@@ -13,15 +13,20 @@ Pipeline (each step resumable from the sample log):
 3. **Adaptive rounds** (nn-Meter): train, take held-out configurations off by more than 10 %,
    draw new specs near them (channels x [0.5, 1.2], the rest kept), measure, retrain; stop when
    the held-out ±10 % accuracy stops improving, or at the time or sample budget.
-4. **Overhead.**  A few whole zoo models are timed under the protocol; the per-run and
-   per-kernel overheads (and a scale for profiler times) are fitted on them.
+4. **Overhead.**  A few whole zoo models are timed under the protocol (right after step 1, so
+   that a build cut short by its deadline still has them all); the per-run and per-kernel
+   overheads (and a scale for profiler times) are fitted on them at the end.
 5. **Bundle.**  Models, rules, the generic fallback fitted on every sample, metadata.
 
 Samples go to a JSON-lines log (``--store``) as they are measured: a stopped build resumes
-where it stopped, and a rebuild with the same log measures nothing again.
+where it stopped, and a rebuild with the same log measures nothing again.  The bundle carries a
+gzipped copy of the log (``samples.jsonl.gz``) and the calibration models' times, so that its
+cost models can be retrained on a subset (leave-one-family-out) on any machine.
 """
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import sys
 import time
@@ -31,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import NNMeterError, unknown_name
+from ..errors import MeasurementError, NNMeterError, unknown_name
 from .kernel_models import (build_model, pack_specs, scope_of, spec_from_kernel, spec_key,
                             specs_by_scope)
 from .sampler import Sampler, prior_from_kernels
@@ -82,6 +87,12 @@ class BuildConfig:
 
 
 # ---- the sample log -----------------------------------------------------------------------------
+SAMPLES_FILE = "samples.jsonl.gz"  # the log's copy inside a bundle
+# a unit profiled while the reference workload drifted more than this (in every attempt of a
+# session) gives no sample, as the evaluation drops such a whole-model measurement
+DRIFT_LIMIT = 0.05
+
+
 class SampleLog:
     """Append-only JSON lines, one line per measured model (a *unit*): what the model was (a zoo
     variant, or the specs packed into it) and the backend's timed kernels, as the backend
@@ -93,15 +104,19 @@ class SampleLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.context = {"backend": backend, "backend_version": backend_version, "cpu": cpu}
         self.units: dict[str, dict] = {}
+        self.retimed = 0  # kernels of records a unit measured again replaced (still timed)
         if self.path.is_file():
-            for line in self.path.read_text().splitlines():
+            opener = gzip.open if self.path.suffix == ".gz" else open
+            with opener(self.path, "rt") as f:
+                lines = f.read().splitlines()
+            for line in lines:
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a line cut by a crash: that unit is measured again
                 if rec.get("type") == "unit" and all(rec.get(k) == v
                                                      for k, v in self.context.items()):
-                    self.units[rec["unit"]] = rec
+                    self._keep(rec)
 
     def add(self, unit: str, truth=None, error: str | None = None, **info) -> dict:
         kernels = [{"nodes": list(t.nodes), "inserted": bool(t.inserted), "op": t.op_type,
@@ -111,14 +126,41 @@ class SampleLog:
             rec["error"] = error
         with self.path.open("a") as f:
             f.write(json.dumps(rec, separators=(",", ":")) + "\n")
-        self.units[unit] = rec
+        self._keep(rec)
         return rec
 
+    def _keep(self, rec: dict) -> None:
+        """The latest record of a unit is the one used."""
+        old = self.units.get(rec["unit"])
+        self.retimed += len(old["kernels"]) if old else 0
+        self.units[rec["unit"]] = rec
+
     def done(self, unit: str) -> bool:
-        return unit in self.units
+        """Logged, and not timed while the machine drifted (those are measured again)."""
+        return unit in self.units and not self.drifted(self.units[unit])
+
+    @staticmethod
+    def drifted(rec: dict) -> bool:
+        """The unit's worst profiled session drifted past the protocol's limit (older logs
+        recorded no drift: taken as they are)."""
+        return (rec.get("drift") or 0.0) > DRIFT_LIMIT
+
+    def export(self, path) -> dict:
+        """Write this log's units, gzipped, to ``path`` (the copy a bundle carries)."""
+        text = "".join(json.dumps(rec, separators=(",", ":")) + "\n"
+                       for rec in self.units.values())
+        with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+            f.write(text.encode())  # mtime 0: the same log gives the same bytes
+        return {"file": Path(path).name, "sha256": hashlib.sha256(Path(path).read_bytes())
+                .hexdigest(), "units": len(self.units), "kernels": self.kernel_measurements(),
+                "context": dict(self.context)}
 
     def kernel_measurements(self) -> int:
-        return sum(len(u["kernels"]) for u in self.units.values())
+        """Kernels timed: those of every unit's record, and of the records replaced."""
+        return sum(len(u["kernels"]) for u in self.units.values()) + self.retimed
+
+    def drifted_units(self) -> list[dict]:
+        return [u for u in self.units.values() if self.drifted(u)]
 
 
 # ---- progress -------------------------------------------------------------------------------------
@@ -245,6 +287,7 @@ class BuildResult:
     by_family: dict = field(default_factory=dict)
     rounds: list = field(default_factory=list)
     overhead: dict = field(default_factory=dict)
+    drifted: int = 0   # profiled models timed while the machine was loaded: no samples
 
 
 class Builder:
@@ -269,6 +312,7 @@ class Builder:
                                                                   20.0 * config.minutes)
         self.measured_now = 0  # kernels timed in this process (not resumed)
         self._rows: dict[str, list] = {}
+        self.calib_ms: dict[str, float] = {}  # calibration model store key -> measured ms
         self.features = None
         self.predictor = None
 
@@ -290,23 +334,28 @@ class Builder:
         return ProtocolConfig(min_runs=self.config.min_runs, min_time_s=self.config.min_time_s,
                               warmup_runs=3, warmup_s=0.05)
 
-    def timed_kernels(self, model) -> list:
-        """The backend's timed kernels for ``model``, profiled in ``config.repeats`` sessions
-        (per kernel the median across them: one session's small kernels can read 2x off)."""
+    def profile(self, model):
+        """The backend's timed kernels for ``model`` (a ``KernelTruth``, with the worst drift
+        of its sessions), profiled in ``config.repeats`` sessions (per kernel the median across
+        them: one session's small kernels can read 2x off)."""
         backend = self.backend
         saved = backend.config, backend.profile_sessions
         backend.config = self._kernel_config()
         backend.profile_sessions = max(1, self.config.repeats)
         try:
-            return list(backend.truth(model, timed=True).kernels)
+            return backend.truth(model, timed=True)
         finally:
             backend.config, backend.profile_sessions = saved
+
+    def timed_kernels(self, model) -> list:
+        return list(self.profile(model).kernels)
 
     # -- samples: derived from the log with the current rules, cached per unit
     def rows(self, unit: dict) -> list[dict]:
         key = unit["unit"]
         if key not in self._rows:
-            self._rows[key] = self._derive(unit) if unit["kernels"] else []
+            ok = unit["kernels"] and not SampleLog.drifted(unit)
+            self._rows[key] = self._derive(unit) if ok else []
         return self._rows[key]
 
     def _derive(self, unit: dict) -> list[dict]:
@@ -319,13 +368,31 @@ class Builder:
         return _sample_rows(graph, matched, self.features, unit["origin"], specs=specs)
 
     def _unit_graph(self, unit: dict):
-        from .. import zoo
         from ..onnx_import import load_graph
+
+        return load_graph(self._unit_model(unit))
+
+    @staticmethod
+    def _unit_model(unit: dict):
+        from .. import zoo
 
         if unit["kind"] == "zoo":
             family, seed, index, size = unit["zoo"]
-            return load_graph(zoo.generate(family, seed, index, size))
-        return load_graph(build_model(unit["specs"], seed=unit.get("seed", 0)))
+            return zoo.generate(family, seed, index, size)
+        return build_model(unit["specs"], seed=unit.get("seed", 0))
+
+    def retime_drifted(self) -> int:
+        """Measure again, while time is left, the units timed while the machine drifted
+        (they give no sample until then); returns how many were measured."""
+        redo = self.log.drifted_units()
+        for n, unit in enumerate(redo):
+            self.progress("retime", n + 1, len(redo), "drifted units measured again")
+            if self._left() <= 0:
+                return n
+            info = {k: unit[k] for k in ("kind", "origin", "zoo", "specs", "seed") if k in unit}
+            if not self._measure_unit(unit["unit"], self._unit_model(unit), **info):
+                return n
+        return len(redo)
 
     def _block(self) -> int:
         layout = getattr(self.predictor.rules, "layout", None)
@@ -360,12 +427,13 @@ class Builder:
         if room < len(model.graph.node):
             return False
         try:
-            truth = self.timed_kernels(model)
+            truth = self.profile(model)
         except NNMeterError as exc:
             self.log.add(unit, error=str(exc)[:300], **info)
             return True
-        kernels = [t for t in truth if t.ms is not None][:room]
-        rec = self.log.add(unit, kernels, **info)
+        kernels = [t for t in truth.kernels if t.ms is not None][:room]
+        self._rows.pop(unit, None)  # a unit measured again
+        rec = self.log.add(unit, kernels, drift=truth.drift, **info)
         self.measured_now += len(rec["kernels"])
         return True
 
@@ -485,12 +553,13 @@ class Builder:
                 for _, graph, kernels, _ in rows]
         return fit_overhead([r[3] for r in rows], sums, [len(r[2]) for r in rows])
 
-    def calibration_rows(self, predictor, measure: bool = True) -> list:
+    def calibration_rows(self, predictor, measure: bool = True, known=None) -> list:
         """(family, graph, kernels, measured ms) of the calibration models; ``measure=False``
-        reads only what the store holds (leave-one-family-out refits the overhead so).  The
+        reads only what the store holds, or ``known`` (store key -> ms, a bundle's
+        ``build.calibration_ms``): leave-one-family-out refits the overhead so.  The
         kernels are the backend's own where the log has the model's in-situ profile (the
         overhead is a property of how the backend runs, so it is fitted apart from any error
-        of our partition), else our partition's."""
+        of our partition), else our partition's.  Each time used is kept in ``calib_ms``."""
         from .. import zoo
         from ..backends.store import Store
         from ..onnx_import import load_graph
@@ -502,27 +571,60 @@ class Builder:
         for n, (family, index) in enumerate(items):
             self.progress("overhead", n + 1, len(items), family)
             unit = self.log.units.get(f"zoo:{family}:{cfg.zoo_seed}:{index}:{cfg.input_size}")
-            key = f"build-calib{cfg.calib_run}:{family}:{cfg.zoo_seed}:{index}:{cfg.input_size}"
-            m = store.get(cfg.backend, key, backend_version=self.log.context["backend_version"])
-            if m is None:
-                if not measure or self._left() < -180:  # past the deadline: fit on what we have
-                    continue
-                try:
-                    m = self.backend.measure(zoo.generate(family, cfg.zoo_seed, index,
-                                                          cfg.input_size), store=store, key=key)
-                except NNMeterError:
-                    continue
-            if not m.ok:
+            key = self._calibration_key(family, index)
+            ms = self._calibration_ms(store, key, family, index, measure, known or {})
+            if ms is None:
                 continue
+            self.calib_ms[key] = ms
             if unit and unit["kernels"]:
                 graph = self._unit_graph(unit)
                 kernels = [k for k, _ in truth_kernels(graph, unit["kernels"], self._block())]
             else:
                 graph = load_graph(zoo.generate(family, cfg.zoo_seed, index, cfg.input_size))
                 kernels = [k for k in predictor.partition(graph) if not k.attrs.get("view")]
-            rows.append((family, graph, kernels, m.median_ms))
+            rows.append((family, graph, kernels, ms))
         store.close()
         return rows
+
+    def measure_calibration(self) -> int:
+        """Time the calibration models now, before sampling: the overhead fit needs all of
+        them (a from-scratch build whose sampling ran to its deadline timed 10 of 39, and its
+        fixed term priced NAS-Bench-201 cells 88 % high), while fewer samples cost little.
+        Returns how many have a time."""
+        from ..backends.store import Store
+
+        store = Store(self.measure_store)
+        items = list(self.zoo_models(self.config.calib_per_family))
+        timed = 0
+        for n, (family, index) in enumerate(items):
+            self.progress("overhead", n + 1, len(items), family)
+            key = self._calibration_key(family, index)
+            timed += self._calibration_ms(store, key, family, index, True, {}) is not None
+        store.close()
+        return timed
+
+    def _calibration_key(self, family: str, index: int) -> str:
+        cfg = self.config
+        return f"build-calib{cfg.calib_run}:{family}:{cfg.zoo_seed}:{index}:{cfg.input_size}"
+
+    def _calibration_ms(self, store, key, family, index, measure, known) -> float | None:
+        """A calibration model's whole-run median: from the store, else ``known``, else
+        measured now (``measure`` and time left); None when there is none."""
+        from .. import zoo
+
+        cfg = self.config
+        m = store.get(cfg.backend, key, backend_version=self.log.context["backend_version"])
+        if m is None and key in known:
+            return float(known[key])
+        if m is None:
+            if not measure or self._left() < -180:  # past the deadline: fit on what we have
+                return None
+            try:
+                m = self.backend.measure(zoo.generate(family, cfg.zoo_seed, index,
+                                                      cfg.input_size), store=store, key=key)
+            except NNMeterError:
+                return None
+        return m.median_ms if m.ok else None
 
     # -- everything
     def measure_only(self) -> None:
@@ -540,6 +642,7 @@ class Builder:
         self.features = features
         self.predictor = Predictor(cfg.backend, rules_file=self.rules_file)  # to partition
         self.insitu()
+        self.measure_calibration()
         sampler = Sampler(self.prior(), seed=cfg.seed)
         self.progress.line(f"in-situ: {self.log.kernel_measurements()} kernels timed, "
                            f"{len(self.samples())} samples")
@@ -580,8 +683,19 @@ class Builder:
             if acc <= best + 0.002:
                 break
             best = acc
+        retimed = self.retime_drifted()
+        if retimed or self.log.drifted_units():
+            self.progress.line(f"drift: {retimed} units timed while the machine drifted were "
+                               f"measured again; {len(self.log.drifted_units())} still drifted "
+                               "(no samples)")
         results = self.train(cfg.train_rounds)  # the final fit
         models = {f: r.model for f, r in results.items() if r.model is not None}
+        if not models:
+            raise MeasurementError(
+                f"build {cfg.backend}: no kernel family has enough samples to train a cost model "
+                f"({len(self.samples())} samples; {len(self.log.drifted_units())} profiled models "
+                "were timed while another process loaded the machine); no bundle written: run "
+                "the same command again when the machine is quieter, the build resumes")
         # the generic fallback: FLOPs and bytes of every sample, all families together
         samples = self.samples()
         stats, ms = [], []
@@ -608,22 +722,30 @@ class Builder:
             "kernels_timed": self.log.kernel_measurements(),
             "kernels_timed_this_run": self.measured_now,
             "models_profiled": len(units),
+            # units profiled while the reference workload drifted > DRIFT_LIMIT: no samples
+            "drift": {"limit": DRIFT_LIMIT, "units_measured_again": retimed,
+                      "units_still_drifted": len(self.log.drifted_units()),
+                      "kernels_timed_again": self.log.retimed},
             "samples_by_origin": dict(Counter(s["origin"].rstrip("0123456789") for s in samples)),
             "exact_spec_fraction": _frac(s.get("exact") for s in samples if "exact" in s),
             "partition_agreement": self.partition_agreement(),
             "rounds": history,
             "overhead_fit": overhead,
             "fallback_fit_on": fallback.fitted_on,
-            "sample_log": str(self.log.path),
+            "sample_log": str(self.log.path),  # where this build appended (to resume)
             "zoo": {"seed": cfg.zoo_seed, "input_size": cfg.input_size,
                     "note": f"built from zoo seed {cfg.zoo_seed}; evaluate on other seeds"},
         }
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        build_meta["samples"] = self.log.export(Path(out_dir) / SAMPLES_FILE)
+        build_meta["calibration_ms"] = dict(sorted(self.calib_ms.items()))
         trained.meta = {"name": cfg.backend, "machine": machine_info(), "build": build_meta}
         path = save_bundle(trained, out_dir, rules_file=self.rules_file)
         self.progress.line(f"bundle written: {path} ({seconds:.0f} s, {len(samples)} samples)")
         return BuildResult(Path(out_dir), seconds, self.log.kernel_measurements(), len(samples),
                            {f: {"samples": r.samples, "heldout": r.heldout}
-                            for f, r in results.items()}, history, overhead)
+                            for f, r in results.items()}, history, overhead,
+                           len(self.log.drifted_units()))
 
 
 def _frac(values) -> float | None:

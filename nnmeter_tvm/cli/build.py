@@ -1,6 +1,8 @@
 """``nnmeter-tvm build --backend NAME -o DIR``: sample and measure kernels, train, write a bundle."""
 from __future__ import annotations
 
+import sys
+
 
 def add_parser(sub):
     p = sub.add_parser("build", help="build a predictor bundle for a backend (sample, measure, "
@@ -41,4 +43,9 @@ def run(args) -> int:
     o = result.overhead
     print(f"  overhead: {o.get('form')}: fixed {o.get('fixed_ms', 0):.4f} ms, per kernel "
           f"{o.get('per_kernel_ms', 0):.5f} ms, scale {o.get('scale', 1):.3f}")
+    if result.drifted:
+        print(f"warning: {result.drifted} profiled models were timed while another process "
+              "loaded the machine (reference drift > 5 % in every attempt) and give no samples; "
+              "run the same command again when it is quieter: the build resumes and measures "
+              "them again", file=sys.stderr)
     return 0

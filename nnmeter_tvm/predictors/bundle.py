@@ -6,6 +6,9 @@
                              and a sha256 of every file below
     <dir>/rules.json         the fusion rules the kernels were formed with
     <dir>/models/<family>.json   one XGBoost model per kernel family (Booster.save_model JSON)
+    <dir>/samples.jsonl.gz   the build's sample log: every profiled model and its timed kernels,
+                             so that the models can be retrained (leave-one-family-out); not
+                             read to predict
 
 Loading refuses (``BundleError``) a missing or corrupted file and another feature-schema
 version; it warns when the CPU or the backend version differ from the bundle's.
