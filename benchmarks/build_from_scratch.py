@@ -43,7 +43,9 @@ def build_runs(backend: str, out: Path, minutes: float | None, runs: int) -> lis
         if minutes is not None:
             cmd += ["--minutes", str(minutes)]
         t = time.monotonic()
-        subprocess.run(cmd, env=env, check=True)
+        code = subprocess.run(cmd, env=env).returncode
+        if code != 0:  # e.g. every profile drifted: the build said why on stderr
+            raise SystemExit(f"build_from_scratch: build run {n + 1} failed (exit {code})")
         build = json.loads((out / "bundle.json").read_text())["build"]
         done.append({"run": n + 1, "wall_s": round(time.monotonic() - t, 1),
                      "kernels_timed": build["kernels_timed"],
