@@ -64,7 +64,8 @@ def score(backend: str, bundle, truth: Path, out: Path) -> dict:
     if bundle is not None:
         args += ["--predictor", str(bundle)]
     if evaluate.main(args) != 0:
-        raise SystemExit(f"build_from_scratch: evaluate.py failed on {bundle or 'the shipped bundle'}")
+        raise SystemExit("build_from_scratch: evaluate.py failed on "
+                         f"{bundle or 'the shipped bundle'}")
     result = json.loads((out / f"evaluate-{backend}.json").read_text())
     return {"accuracy": result["accuracy"], "truth_from": result["dataset"]["truth_from"],
             "predictor": result["predictor"]}

@@ -684,20 +684,20 @@ class Builder:
                 break
             best = acc
         retimed = self.retime_drifted()
-        if retimed or self.log.drifted_units():
+        drifted = len(self.log.drifted_units())  # still: they give no samples
+        if retimed or drifted:
             self.progress.line(f"drift: {retimed} units timed while the machine drifted were "
-                               f"measured again; {len(self.log.drifted_units())} still drifted "
-                               "(no samples)")
+                               f"measured again; {drifted} still drifted (no samples)")
         results = self.train(cfg.train_rounds)  # the final fit
         models = {f: r.model for f, r in results.items() if r.model is not None}
+        samples = self.samples()
         if not models:
             raise MeasurementError(
                 f"build {cfg.backend}: no kernel family has enough samples to train a cost model "
-                f"({len(self.samples())} samples; {len(self.log.drifted_units())} profiled models "
-                "were timed while another process loaded the machine); no bundle written: run "
-                "the same command again when the machine is quieter, the build resumes")
+                f"({len(samples)} samples; {drifted} profiled models were timed while another "
+                "process loaded the machine); no bundle written: run the same command again "
+                "when the machine is quieter, the build resumes")
         # the generic fallback: FLOPs and bytes of every sample, all families together
-        samples = self.samples()
         stats, ms = [], []
         by_family = defaultdict(list)
         for s in samples:
@@ -724,7 +724,7 @@ class Builder:
             "models_profiled": len(units),
             # units profiled while the reference workload drifted > DRIFT_LIMIT: no samples
             "drift": {"limit": DRIFT_LIMIT, "units_measured_again": retimed,
-                      "units_still_drifted": len(self.log.drifted_units()),
+                      "units_still_drifted": drifted,
                       "kernels_timed_again": self.log.retimed},
             "samples_by_origin": dict(Counter(s["origin"].rstrip("0123456789") for s in samples)),
             "exact_spec_fraction": _frac(s.get("exact") for s in samples if "exact" in s),
@@ -744,8 +744,7 @@ class Builder:
         self.progress.line(f"bundle written: {path} ({seconds:.0f} s, {len(samples)} samples)")
         return BuildResult(Path(out_dir), seconds, self.log.kernel_measurements(), len(samples),
                            {f: {"samples": r.samples, "heldout": r.heldout}
-                            for f, r in results.items()}, history, overhead,
-                           len(self.log.drifted_units()))
+                            for f, r in results.items()}, history, overhead, drifted)
 
 
 def _frac(values) -> float | None:
