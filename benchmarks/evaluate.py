@@ -58,6 +58,10 @@ def parse_args(argv):
                         "before it was recorded) by model name; valid only while the zoo "
                         "generators are unchanged since that file was written")
     p.add_argument("--no-lofo", action="store_true", help="skip leave-one-family-out")
+    p.add_argument("--lofo-without", metavar="ORIGIN", action="append", default=[],
+                   choices=("zoo", "initial", "grid", "adaptive"),
+                   help="leave-one-family-out (and its check on all samples) without the "
+                        "samples of this origin: what they add")
     p.add_argument("--out", default=str(RESULTS), help="output folder")
     p.add_argument("--note", action="append", default=[],
                    help="a note to record in the results (e.g. how long the first measuring took)")
@@ -214,7 +218,8 @@ def main(argv=None) -> int:
         lofo_block, lofo_models = {"skipped": "--no-lofo"}, {}
     else:
         lofo_block, lofo_models = lofo.evaluate(predictor, done, feats, measured, store,
-                                                rounds=100 if args.quick else None)
+                                                rounds=100 if args.quick else None,
+                                                without=args.lofo_without)
     timing["leave-one-family-out"] = time.monotonic() - t
 
     rows = []

@@ -182,6 +182,8 @@ def test_samples_are_attributed_to_every_family_whose_layer_they_neighbour():
     assert attrib.families({"unit": "zoo:vgg:1000:0:None", "spec": None}) == {"vgg"}
     # more sampling steps reach further
     assert lofo.SampleAttribution({"resnet": [conv]}, steps=3).families({"spec": far}) == {"resnet"}
+    # a grid sample was drawn from no family's layers, even when it equals one of them
+    assert attrib.families({"spec": conv, "origin": "grid"}) == set()
 
 
 # ---- dataset: the tie-break pass ----------------------------------------------------------------
@@ -218,6 +220,11 @@ def test_earlier_results_fill_only_what_the_store_lacks_and_only_for_the_same_mo
     info = dataset.load_results([same, other], path)
     assert same.ms == {"A": 10.0, "B": 10.2} and other.ms == {}
     assert (info["models"], info["passes"], info["backend_version"]) == (1, 1, "1.0")
+    assert info["date"] == "2026-11-27"
+    # a file that took its truth from an earlier one reports when that truth was measured
+    path.write_text(json.dumps({"backend": "ort-cpu", "date": "2026-11-28", "models": records,
+                                "dataset": {"truth_from": {"date": "2026-11-27"}}}))
+    assert dataset.load_results([], path)["date"] == "2026-11-27"
 
 
 def test_records_without_a_content_hash_are_matched_by_name_only_when_asked(tmp_path):

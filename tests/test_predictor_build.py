@@ -2,16 +2,17 @@
 trains, writes a bundle that loads and predicts, and a second run resumes from its sample log
 without measuring again."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from nnmeter_tvm import features
 from nnmeter_tvm.backends.base import KernelTruth, Measurement, TruthKernel, load
-from nnmeter_tvm.builder.build import BuildConfig, Builder
+from nnmeter_tvm.builder.build import BuildConfig, Builder, interleave
 from nnmeter_tvm.kernels import partition
 from nnmeter_tvm.onnx_import import load_graph
-from nnmeter_tvm.predictors import load_bundle
+from nnmeter_tvm.predictors import Predictor, load_bundle
 from nnmeter_tvm.rules import from_dict
 
 
@@ -64,10 +65,10 @@ class FakeBackend:
         self.truth_calls += 1
         return KernelTruth("ort-cpu", "fake", "m", tuple(self._kernels(model)), (), True)
 
-    def measure(self, model, store=None, key=None, **kw):
+    def measure(self, model, store=None, key=None, drift=0.0, **kw):
         self.measure_calls += 1
         ms = 0.03 + sum(k.ms for k in self._kernels(model))
-        m = Measurement("ort-cpu", "fake", key, ms, ms, ms, 30, 0.5, 0.0, 0, 1, {}, "now")
+        m = Measurement("ort-cpu", "fake", key, ms, ms, ms, 30, 0.5, drift, 0, 1, {}, "now")
         if store is not None:
             store.add(m)
         return m
@@ -80,7 +81,7 @@ def setup(tmp_path, monkeypatch):
     monkeypatch.setattr("nnmeter_tvm.predictors.bundle.backend_version", lambda b: "fake")
     cfg = BuildConfig.for_backend("ort-cpu", minutes=5, input_size=32, prior_per_family=1,
                                   insitu_per_family=1, calib_per_family=1, initial_samples=24,
-                                  round_samples=8, near_per_bad=2, max_rounds=1,
+                                  grid_samples=12, round_samples=8, near_per_bad=2, max_rounds=1,
                                   max_samples=400, families=("resnet", "mobilenetv2"),
                                   train_rounds=20, repeats=2)
     return cfg, rules, tmp_path
@@ -97,12 +98,13 @@ def test_build_writes_a_loadable_bundle_and_resumes(setup):
     backend = FakeBackend()
     result = _builder(cfg, rules, tmp, backend).run(tmp / "bundle")
     assert 0 < result.samples <= cfg.max_samples
-    assert backend.truth_calls > 0 and backend.measure_calls == 2
+    assert backend.truth_calls > 0 and backend.measure_calls == 2 + len(cfg.calib_chains)
     pred = load_bundle(tmp / "bundle")
     assert "conv" in pred.models
     meta = json.loads((tmp / "bundle" / "bundle.json").read_text())
     assert meta["build"]["kernel_samples"] == result.samples
     assert meta["families"]["conv"]["heldout"]["n"] > 0
+    assert meta["build"]["samples_by_origin"]["grid"] > 0  # family-agnostic specs measured
     assert meta["overhead"]["fixed_ms"] == pytest.approx(0.03, abs=0.02)
     graph = load_graph(__import__("nnmeter_tvm.zoo", fromlist=["x"]).generate("resnet", 0, 0, 32))
     report = pred.predict_graph(graph)
@@ -118,6 +120,20 @@ def test_build_writes_a_loadable_bundle_and_resumes(setup):
     lines = [json.loads(x) for x in (tmp / "samples.jsonl").read_text().splitlines()]
     units = [x["unit"] for x in lines if x["type"] == "unit"]
     assert len(units) == len(set(units))
+    grid = [len(x["specs"]) for x in lines if x["type"] == "unit" and x["origin"] == "grid"]
+    assert sum(grid) == 12  # the resumed build drew no more grid specs
+    runs = json.loads((tmp / "bundle2" / "bundle.json").read_text())["build"]["runs"]
+    assert len(runs) == 2 and runs[1]["kernels_timed"] < runs[0]["kernels_timed"]
+
+
+def test_interleave_spreads_each_origin_evenly_in_its_own_order():
+    q = interleave({"initial": ["i0", "i1", "i2", "i3", "i4", "i5"], "grid": ["g0", "g1"]})
+    assert [p for _, p in q] == ["i0", "i1", "g0", "i2", "i3", "i4", "g1", "i5"]
+    assert {o for o, p in q if p.startswith("g")} == {"grid"}
+    # cut anywhere, each origin has had about its share
+    first_half = [o for o, _ in q[:4]]
+    assert first_half.count("grid") == 1 and first_half.count("initial") == 3
+    assert interleave({"adaptive1": ["a"], "grid": []}) == [("adaptive1", "a")]
 
 
 def test_the_bundle_carries_its_samples_so_a_fresh_machine_can_retrain_it(setup):
@@ -138,7 +154,7 @@ def test_the_bundle_carries_its_samples_so_a_fresh_machine_can_retrain_it(setup)
     again.measure_store = tmp / "empty.sqlite"
     calib = retrainer.calibration()
     assert sorted(ms for *_, ms in calib) == sorted(pred.meta["build"]["calibration_ms"].values())
-    assert len(calib) == len(cfg.families) * cfg.calib_per_family
+    assert len(calib) == len(cfg.families) * cfg.calib_per_family + len(cfg.calib_chains)
 
 
 def test_a_unit_timed_while_the_machine_drifted_gives_no_sample_until_measured_again(setup):
@@ -195,8 +211,6 @@ def test_a_build_with_no_trainable_samples_fails_and_writes_no_bundle(setup):
 
 def test_samples_stay_within_the_budget(setup):
     cfg, rules, tmp = setup
-    from dataclasses import replace
-
     cfg = replace(cfg, max_samples=120, families=("resnet",))
     result = _builder(cfg, rules, tmp, FakeBackend()).run(tmp / "bundle")
     assert result.measurements <= 120 and result.samples <= result.measurements
@@ -204,10 +218,6 @@ def test_samples_stay_within_the_budget(setup):
 
 
 def test_prior_widens_a_family_of_few_layers_without_raising_its_share(setup):
-    from dataclasses import replace
-
-    from nnmeter_tvm.predictors import Predictor
-
     cfg, rules, tmp = setup
 
     def prior(min_specs):
@@ -239,3 +249,45 @@ def test_overhead_fit_finds_a_per_kernel_cost_that_only_small_models_show():
     assert fit["loo_rmspe"] < 3
     plain = fit_overhead(sums * noise, sums, n)
     assert plain["form"] == "fixed" and plain["per_kernel_ms"] == 0.0
+    # two models timed while another process loaded the machine (40 % slow) move nothing
+    loaded = (sums - 0.003 * n) * noise
+    loaded[[15, 30]] *= 1.4
+    robust = fit_overhead(loaded, sums, n)
+    assert robust["per_kernel_ms"] == pytest.approx(-0.003, abs=0.0005)
+    assert robust["fixed_ms"] < 0.05
+
+
+def test_chain_calibration_models_are_timed_and_fitted_for_every_family(setup):
+    """The chains of tiny kernels are calibration rows of no family: measured with the zoo
+    models, kept when leave-one-family-out drops a family's rows."""
+    from nnmeter_tvm.builder.kernel_models import chain_model
+
+    cfg, rules, tmp = setup
+    graph = load_graph(chain_model(12))
+    assert [n.op for n in graph.nodes][:4] == ["relu", "sigmoid", "hardswish", "relu6"]
+    assert len(graph.nodes) == 12
+    backend = FakeBackend()
+    b = _builder(replace(cfg, calib_chains=(8, 24)), rules, tmp, backend)
+    b.predictor = Predictor(cfg.backend, rules_file=rules)
+    assert b.measure_calibration() == 4  # two zoo models, two chains
+    rows = b.calibration_rows(b.predictor, measure=False)
+    assert [(f, len(k)) for f, _, k, _ in rows if f == "chain"] == [("chain", 8), ("chain", 24)]
+    assert sorted(k.split(":")[1] for k in b.calib_ms) == ["chain", "chain", "mobilenetv2",
+                                                           "resnet"]
+
+
+def test_a_calibration_model_timed_while_the_machine_drifted_is_measured_again(setup):
+    cfg, rules, tmp = setup
+    cfg = replace(cfg, calib_chains=())
+
+    class Loaded(FakeBackend):  # every attempt drifted 20 %: whole-model times not to be used
+        def measure(self, model, store=None, key=None, **kw):
+            return super().measure(model, store, key, drift=0.2)
+
+    loaded = Loaded()
+    assert _builder(cfg, rules, tmp, loaded).measure_calibration() == 0
+    assert loaded.measure_calls == 2
+    quiet = FakeBackend()
+    b = _builder(cfg, rules, tmp, quiet)
+    assert b.measure_calibration() == 2 and quiet.measure_calls == 2  # measured again
+    assert b.measure_calibration() == 2 and quiet.measure_calls == 2  # then kept

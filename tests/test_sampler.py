@@ -8,6 +8,7 @@ import pytest
 
 from nnmeter_tvm.builder.kernel_models import (build_model, pack_specs, rescale, spec_bytes,
                                                spec_flops, spec_from_kernel, spec_key)
+from nnmeter_tvm.builder import sampler as sampler_module
 from nnmeter_tvm.builder.sampler import Sampler, in_bounds
 from nnmeter_tvm.onnx_import import load_graph
 
@@ -72,6 +73,42 @@ def test_seeded():
     a = Sampler([CONV, DW], seed=3).initial(10)
     b = Sampler([CONV, DW], seed=3).initial(10)
     assert a == b
+
+
+def test_grid_is_seeded_distinct_and_inside_its_ranges():
+    a = Sampler([], seed=5).grid(200)
+    assert a == Sampler([], seed=5).grid(200)
+    assert len({spec_key(s) for s in a}) == len(a) == 200
+    m = sampler_module
+    assert {s["kind"] for s in a} == {"conv", "gemm", "pool", "gpool", "unary", "binary",
+                                      "concat", "split"}
+    assert {"depthwise", "grouped", "dense"} == {
+        "depthwise" if s["groups"] == s["cin"] == s["cout"] else
+        "grouped" if s["groups"] > 1 else "dense" for s in a if s["kind"] == "conv"}
+    for s in a:
+        assert spec_flops(s) <= m.GRID_MAX_FLOPS
+        if "h" in s:
+            assert m.GRID_HW[0] <= s["h"] == s["w"] <= m.GRID_HW[1] or s["kind"] == "pool"
+        if s["kind"] == "gemm":
+            assert all(m.GRID_GEMM[0] <= c <= m.GRID_GEMM[1] for c in (s["cin"], s["cout"]))
+        elif s["kind"] == "conv":
+            assert m.GRID_CHANNELS[0] <= min(s["cin"], s["cout"])
+            assert max(s["cin"], s["cout"]) <= m.GRID_CHANNELS[1]
+            assert s["cin"] % s["groups"] == s["cout"] % s["groups"] == 0
+
+
+def test_grid_specs_are_writable_and_read_back():
+    specs = Sampler([], seed=2).grid(60)
+    graph = load_graph(build_model(specs, seed=0))
+    for i, spec in enumerate(specs):
+        assert any(n.name.startswith(f"k{i}.") for n in graph), spec
+
+
+def test_grid_skips_marked_specs():
+    first = Sampler([], seed=4).grid(30)
+    s = Sampler([], seed=4)
+    s.mark(first)
+    assert not {spec_key(x) for x in s.grid(30)} & {spec_key(x) for x in first}
 
 
 @pytest.mark.parametrize("spec", ALL, ids=lambda s: s["kind"] + "-" + "-".join(s.get("epi", [])))

@@ -240,7 +240,9 @@ def load_results(entries, path, trust_names: bool = False) -> dict:
         models += bool(took)
         passes += len(took)
         by_name_only += bool(took) and digest is None
-    return {"file": str(path), "date": data.get("date"), "backend": data.get("backend"),
+    earlier = (data.get("dataset") or {}).get("truth_from") or {}  # it took its truth too
+    return {"file": str(path), "date": earlier.get("date") or data.get("date"),
+            "backend": data.get("backend"),
             "backend_version": data.get("backend_version"), "models": models, "passes": passes,
             "matched_by_name": by_name_only}
 

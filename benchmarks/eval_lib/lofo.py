@@ -5,6 +5,8 @@ zoo family's layers it was drawn from, so this module attributes each sample its
 conservatively:
 
 - an **in-situ** sample (unit ``zoo:<family>:...``) comes from that family's model;
+- a **grid** sample (origin ``grid``, ``Sampler.grid``) was drawn from no family's layers and
+  is kept for every family;
 - a **sampled** spec (the spec its packed model was written for, else the spec read back) is
   attributed to family F when some layer of F's prior models has the same *structure*: every
   field but the channel counts equal (kind, H, W, kernel, stride, padding, depthwise or not,
@@ -67,6 +69,8 @@ class SampleAttribution:
         unit = sample.get("unit", "")
         if unit.startswith("zoo:"):
             out.add(unit.split(":")[1])
+        if sample.get("origin") == "grid":
+            return out
         spec = json.loads(sample["target"]) if sample.get("target") else sample.get("spec")
         if not spec:
             return out
@@ -219,10 +223,12 @@ class Retrainer:
         return fit
 
 
-def evaluate(predictor, entries, feats, measured, store, rounds=None):
+def evaluate(predictor, entries, feats, measured, store, rounds=None, without=()):
     """Leave-one-family-out over the evaluation ``entries`` (their graphs and measured ms):
     the kernel-level predictor retrained per family, and the model-level baselines fitted on
-    the other families' models.  Returns (the report block, {"pred": per-model predictions})."""
+    the other families' models; ``without``: sample origins left out of every retraining
+    (``grid``: what the family-agnostic samples add).  Returns (the report block,
+    {"pred": per-model predictions})."""
     from . import baselines, metrics
     from .dataset import log
 
@@ -232,9 +238,13 @@ def evaluate(predictor, entries, feats, measured, store, rounds=None):
     except (FileNotFoundError, KeyError, TypeError, ValueError) as exc:
         log(f"lofo skipped: {type(exc).__name__}: {exc}")
         return {"skipped": f"{type(exc).__name__}: {exc}"}, {}
+    dropped = len(samples)
+    samples = [s for s in samples if s["origin"].rstrip("0123456789") not in set(without)]
+    dropped -= len(samples)
     families = sorted(set(fams.tolist()))
     t0 = time.monotonic()
-    log(f"lofo: attributing {len(samples)} kernel samples to the families' prior layers")
+    log(f"lofo: attributing {len(samples)} kernel samples to the families' prior layers"
+        + (f" ({dropped} of origin {', '.join(without)} left out)" if without else ""))
     priors = build_priors(builder)
     attrib = SampleAttribution(priors, steps=1 + int(config.get("max_rounds", 4)))
     origin = [attrib.families(s) for s in samples]
@@ -270,5 +280,9 @@ def evaluate(predictor, entries, feats, measured, store, rounds=None):
             "sampled spec with the structure of one of its layers, channels within the sampler's "
             "rescaling reach); the overhead refitted without its calibration models.  Model-level "
             "baselines: fitted on every other family's measured models.")
+    if without:
+        note += (f"  Samples of origin {', '.join(without)} ({dropped}) left out of every "
+                 "retraining, the check on all samples included.")
     return ({"methods": methods, "samples": counts, "retrained_all": check, "note": note,
-             "seconds": round(time.monotonic() - t0, 1)}, {"pred": pred})
+             "without_origins": list(without), "seconds": round(time.monotonic() - t0, 1)},
+            {"pred": pred})

@@ -8,8 +8,9 @@ Pipeline (each step resumable from the sample log):
    kernel whose node set the backend's own view confirms becomes a sample (kernel time from the
    backend's per-kernel profile, no session overhead).
 2. **Initial samples.**  Specs drawn from the prior (the frequent ones first, then channel-
-   rescaled neighbours) are written into small models, several side by side in one model, and
-   profiled; a sample counts only when the backend ran it as the kernel our partition forms.
+   rescaled neighbours), and family-agnostic ones (``Sampler.grid``), are written into small
+   models, several side by side in one model, and profiled (the two kinds interleaved, so a
+   build cut by its deadline has both); each kernel the backend ran becomes a sample.
 3. **Adaptive rounds** (nn-Meter): train, take held-out configurations off by more than 10 %,
    draw new specs near them (channels x [0.5, 1.2], the rest kept), measure, retrain; stop when
    the held-out ±10 % accuracy stops improving, or at the time or sample budget.
@@ -37,8 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MeasurementError, NNMeterError, unknown_name
-from .kernel_models import (build_model, pack_specs, scope_of, spec_from_kernel, spec_key,
-                            specs_by_scope)
+from .kernel_models import (build_model, chain_model, pack_specs, scope_of, spec_from_kernel,
+                            spec_key, specs_by_scope)
 from .sampler import Sampler, prior_from_kernels
 
 
@@ -58,7 +59,9 @@ class BuildConfig:
                                     # this many distinct specs (0: off, as older bundles built)
     insitu_per_family: int = 1      # of those, profiled on the backend (~100 kernels each)
     calib_per_family: int = 3       # whole models timed to fit the overhead (in-situ ones first)
+    calib_chains: tuple = (16, 64, 160)  # ... and chains of this many tiny kernels (chain_model)
     initial_samples: int = 900      # specs drawn from the prior before the adaptive rounds
+    grid_samples: int = 250         # family-agnostic specs (``Sampler.grid``) beside those
     near_per_bad: int = 4           # new specs around each bad held-out configuration
     round_samples: int = 300        # at most this many new specs per adaptive round
     max_rounds: int = 2
@@ -77,9 +80,9 @@ class BuildConfig:
             # untuned TVM kernels are 10-100x slower and every model compiles: small shapes,
             # a longer budget (a from-scratch build took about 22 min)
             "minutes": 30.0, "input_size": 64, "prior_per_family": 2, "insitu_per_family": 1,
-            "initial_samples": 400, "round_samples": 120,
+            "initial_samples": 400, "grid_samples": 100, "round_samples": 120,
             "max_rounds": 2, "pack_flops": 2e8, "pack_max": 24, "max_samples": 2500, "repeats": 3,
-            "calib_run": "",
+            "calib_run": "", "calib_chains": (),  # TVM fuses a chain into one kernel
             "min_runs": 5, "min_time_s": 0.1}}
         if backend not in base:
             raise unknown_name("backend", backend, base)
@@ -104,6 +107,7 @@ class SampleLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.context = {"backend": backend, "backend_version": backend_version, "cpu": cpu}
         self.units: dict[str, dict] = {}
+        self.runs: list[dict] = []  # one record per finished build run (its wall time)
         self.retimed = 0  # kernels of records a unit measured again replaced (still timed)
         if self.path.is_file():
             opener = gzip.open if self.path.suffix == ".gz" else open
@@ -114,9 +118,12 @@ class SampleLog:
                     rec = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a line cut by a crash: that unit is measured again
-                if rec.get("type") == "unit" and all(rec.get(k) == v
-                                                     for k, v in self.context.items()):
+                if not all(rec.get(k) == v for k, v in self.context.items()):
+                    continue
+                if rec.get("type") == "unit":
                     self._keep(rec)
+                elif rec.get("type") == "run":
+                    self.runs.append(rec)
 
     def add(self, unit: str, truth=None, error: str | None = None, **info) -> dict:
         kernels = [{"nodes": list(t.nodes), "inserted": bool(t.inserted), "op": t.op_type,
@@ -128,6 +135,15 @@ class SampleLog:
             f.write(json.dumps(rec, separators=(",", ":")) + "\n")
         self._keep(rec)
         return rec
+
+    def add_run(self, seconds: float, kernels_timed: int) -> None:
+        """Record a finished build run, so that a resumed build reports every run's time."""
+        rec = dict(self.context, type="run", seconds=round(seconds, 1),
+                   kernels_timed=kernels_timed,
+                   date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        with self.path.open("a") as f:
+            f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+        self.runs.append(rec)
 
     def _keep(self, rec: dict) -> None:
         """The latest record of a unit is the one used."""
@@ -275,6 +291,14 @@ def _sample_rows(graph, matched, features, origin: str,
                 row["exact"] = spec == specs[tag]
         rows.append(row)
     return rows
+
+
+def interleave(packs_by_origin: dict[str, list]) -> list[tuple[str, list]]:
+    """``(origin, pack)`` pairs of every origin in one queue, each origin's packs spread
+    evenly over it in their own order (a stable sort on each pack's place in its origin)."""
+    queue = [((i + 0.5) / len(packs), origin, pack)
+             for origin, packs in packs_by_origin.items() for i, pack in enumerate(packs)]
+    return [(origin, pack) for _, origin, pack in sorted(queue, key=lambda q: q[0])]
 
 
 # ---- the build -----------------------------------------------------------------------------------
@@ -497,11 +521,16 @@ class Builder:
                                zoo=[family, cfg.zoo_seed, index, cfg.input_size])
 
     # -- steps 2 and 3: packed kernel models
-    def measure_specs(self, specs: list[dict], origin: str) -> None:
-        """Measure ``specs``, packed several to a model (:func:`pack_specs`)."""
-        packs = pack_specs(specs, self.config.pack_max, self.config.pack_flops)
-        for n, pack in enumerate(packs):
-            self.progress(origin, n + 1, len(packs),
+    def measure_specs(self, groups: dict[str, list[dict]]) -> None:
+        """Measure the specs of each origin (``{origin: specs}``), packed several to a model
+        (:func:`pack_specs`); the origins' packs are interleaved in proportion, so a build
+        stopped by its deadline has measured a like share of each."""
+        queue = interleave({origin: pack_specs(specs, self.config.pack_max,
+                                               self.config.pack_flops)
+                            for origin, specs in groups.items()})
+        phase = "/".join(groups)
+        for n, (origin, pack) in enumerate(queue):
+            self.progress(phase, n + 1, len(queue),
                           f"{self.log.kernel_measurements()} kernels timed")
             unit = "pack:" + spec_key(pack)
             if self.log.done(unit):
@@ -512,6 +541,10 @@ class Builder:
             if not self._measure_unit(unit, model, kind="pack", origin=origin, specs=pack,
                                       seed=self.config.seed):
                 break
+
+    def _drawn(self, origin: str) -> int:
+        """Specs of ``origin`` already profiled (a resumed build draws only the rest)."""
+        return sum(len(u["specs"]) for u in self.log.units.values() if u["origin"] == origin)
 
     # -- training
     def train(self, rounds: int, targets=None):
@@ -560,13 +593,12 @@ class Builder:
         kernels are the backend's own where the log has the model's in-situ profile (the
         overhead is a property of how the backend runs, so it is fitted apart from any error
         of our partition), else our partition's.  Each time used is kept in ``calib_ms``."""
-        from .. import zoo
         from ..backends.store import Store
         from ..onnx_import import load_graph
 
         cfg = self.config
         rows = []
-        items = list(self.zoo_models(cfg.calib_per_family))
+        items = self._calibration_items()
         store = Store(self.measure_store)
         for n, (family, index) in enumerate(items):
             self.progress("overhead", n + 1, len(items), family)
@@ -580,7 +612,7 @@ class Builder:
                 graph = self._unit_graph(unit)
                 kernels = [k for k, _ in truth_kernels(graph, unit["kernels"], self._block())]
             else:
-                graph = load_graph(zoo.generate(family, cfg.zoo_seed, index, cfg.input_size))
+                graph = load_graph(self._calibration_model(family, index))
                 kernels = [k for k in predictor.partition(graph) if not k.attrs.get("view")]
             rows.append((family, graph, kernels, ms))
         store.close()
@@ -594,7 +626,7 @@ class Builder:
         from ..backends.store import Store
 
         store = Store(self.measure_store)
-        items = list(self.zoo_models(self.config.calib_per_family))
+        items = self._calibration_items()
         timed = 0
         for n, (family, index) in enumerate(items):
             self.progress("overhead", n + 1, len(items), family)
@@ -603,28 +635,43 @@ class Builder:
         store.close()
         return timed
 
+    def _calibration_items(self) -> list[tuple[str, int]]:
+        """(family, index) of each calibration model: zoo variants, then ("chain", n)."""
+        return list(self.zoo_models(self.config.calib_per_family)) + [
+            ("chain", n) for n in self.config.calib_chains]
+
+    def _calibration_model(self, family: str, index: int):
+        from .. import zoo
+
+        if family == "chain":
+            return chain_model(index)
+        return zoo.generate(family, self.config.zoo_seed, index, self.config.input_size)
+
     def _calibration_key(self, family: str, index: int) -> str:
         cfg = self.config
         return f"build-calib{cfg.calib_run}:{family}:{cfg.zoo_seed}:{index}:{cfg.input_size}"
 
     def _calibration_ms(self, store, key, family, index, measure, known) -> float | None:
         """A calibration model's whole-run median: from the store, else ``known``, else
-        measured now (``measure`` and time left); None when there is none."""
-        from .. import zoo
-
+        measured now (``measure`` and time left); None when there is none.  A time whose
+        reference workload drifted past ``DRIFT_LIMIT`` is not used, as the evaluation drops
+        such a measurement (a from-scratch build on a loaded host timed 12 of its 42 models so,
+        up to 40 % slow): it is measured again, here or in a resumed build."""
         cfg = self.config
         m = store.get(cfg.backend, key, backend_version=self.log.context["backend_version"])
+        if m is not None and not _steady(m):
+            m = None
         if m is None and key in known:
             return float(known[key])
         if m is None:
             if not measure or self._left() < -180:  # past the deadline: fit on what we have
                 return None
             try:
-                m = self.backend.measure(zoo.generate(family, cfg.zoo_seed, index,
-                                                      cfg.input_size), store=store, key=key)
+                m = self.backend.measure(self._calibration_model(family, index), store=store,
+                                         key=key)
             except NNMeterError:
                 return None
-        return m.median_ms if m.ok else None
+        return m.median_ms if _steady(m) else None
 
     # -- everything
     def measure_only(self) -> None:
@@ -649,8 +696,9 @@ class Builder:
         # every measured spec is marked, so it is never drawn again
         sampler.mark(s["target"] for s in self.samples() if s.get("target"))
         sampler.mark(spec_key(s["spec"]) for s in self.samples() if s.get("spec"))
-        have = sum(len(u["specs"]) for u in self.log.units.values() if u["origin"] == "initial")
-        self.measure_specs(sampler.initial(max(0, cfg.initial_samples - have)), "initial")
+        self.measure_specs({
+            "initial": sampler.initial(max(0, cfg.initial_samples - self._drawn("initial"))),
+            "grid": sampler.grid(max(0, cfg.grid_samples - self._drawn("grid")))})
         # between rounds only the held-out errors matter: a smaller fit, one target
         quick = max(20, cfg.train_rounds // 3)
         results = self.train(quick, targets=("log",))
@@ -671,7 +719,10 @@ class Builder:
                     break
             if not new:
                 break
-            self.measure_specs(new[: cfg.round_samples], f"adaptive{r}")
+            timed = self.log.kernel_measurements()
+            self.measure_specs({f"adaptive{r}": new[: cfg.round_samples]})
+            if self.log.kernel_measurements() == timed:
+                break  # the budget had no room for one more model: no round
             results = self.train(quick, targets=("log",))
             acc = self.overall(results)
             history.append({"round": r, "samples": len(self.samples()),
@@ -714,10 +765,14 @@ class Builder:
         overhead = self.calibrate(trained)
         trained.overhead = {k: overhead[k] for k in ("fixed_ms", "per_kernel_ms", "scale")}
         seconds = time.monotonic() - self.start
+        self.log.add_run(seconds, self.measured_now)
         units = list(self.log.units.values())
         build_meta = {
             "config": asdict(cfg),
             "seconds": round(seconds, 1),
+            # every finished run on this sample log (a stopped one is not recorded)
+            "runs": [{k: r[k] for k in ("seconds", "kernels_timed", "date")}
+                     for r in self.log.runs],
             "kernel_samples": len(samples),
             "kernels_timed": self.log.kernel_measurements(),
             "kernels_timed_this_run": self.measured_now,
@@ -745,6 +800,11 @@ class Builder:
         return BuildResult(Path(out_dir), seconds, self.log.kernel_measurements(), len(samples),
                            {f: {"samples": r.samples, "heldout": r.heldout}
                             for f, r in results.items()}, history, overhead, drifted)
+
+
+def _steady(measurement) -> bool:
+    """Measured, and the reference workload drifted no more than ``DRIFT_LIMIT``."""
+    return measurement.ok and (measurement.drift or 0.0) <= DRIFT_LIMIT
 
 
 def _frac(values) -> float | None:

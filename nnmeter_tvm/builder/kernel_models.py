@@ -218,6 +218,24 @@ def build_model(specs, seed: int = 0, name: str = "kernels"):
     return b.model(np.random.default_rng(seed))
 
 
+CHAIN_ACTS = ("relu", "sigmoid", "hardswish", "relu6")
+
+
+def chain_model(n: int, seed: int = 0):
+    """A chain of ``n`` one-input activations (relu, sigmoid, hardswish, relu6 in turn) on a
+    1x16x8x8 tensor: ``n`` kernels of almost no work.  Timed whole, it shows what a kernel
+    costs a run beyond its work, which no zoo family isolates (the overhead calibration's
+    family-agnostic rows)."""
+    from ..zoo.builder import ModelBuilder
+
+    b = ModelBuilder(f"chain{n}")
+    x = b.input((1, 16, 8, 8), name="in")
+    for i in range(n):
+        x = b.act(x, CHAIN_ACTS[i % len(CHAIN_ACTS)], name=f"a{i}")
+    b.output(x)
+    return b.model(np.random.default_rng(seed))
+
+
 def specs_by_scope(specs) -> dict[str, dict]:
     """``{scope: spec}`` of a model written by :func:`build_model`: spec ``i`` in scope
     ``k<i>``, whose nodes are named ``k<i>.<op>`` (:func:`scope_of` reads it back)."""

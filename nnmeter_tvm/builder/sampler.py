@@ -7,16 +7,34 @@ from the prior (the frequent ones first, then their channel-rescaled neighbours)
 10 % and draws new specs near them: every channel count times a factor in [0.5, 1.2], HW,
 kernel size, stride, padding and epilogue kept (nn-Meter's rule).  A spec already measured or
 already drawn is never drawn again.
+
+The **grid** draw is family-agnostic: every field of a spec drawn from a fixed distribution
+written here (log-uniform HW and channels, the usual kernel sizes, strides and epilogues), not
+from the zoo.  It covers what the zoo's layers do not (a new architecture's odd channel counts,
+a standalone bn at 3x3), so the cost models generalise beyond the families they were drawn
+from, and leave-one-family-out keeps these samples for every family (none was drawn from it).
 """
+
 from __future__ import annotations
 
 from collections import Counter
 
 import numpy as np
 
-from .kernel_models import CHANNEL_FIELDS, rescale, spec_from_kernel, spec_key
+from .kernel_models import CHANNEL_FIELDS, rescale, spec_flops, spec_from_kernel, spec_key
 
 LOW, HIGH = 0.5, 1.2
+
+# the grid's distributions: (value, weight) pairs, and log-uniform ranges
+GRID_KINDS = (("conv", 0.30), ("dwconv", 0.15), ("gconv", 0.05), ("gemm", 0.05),
+              ("pool", 0.07), ("gpool", 0.05), ("unary", 0.15), ("binary", 0.10),
+              ("concat", 0.05), ("split", 0.03))
+GRID_HW = (1, 112)         # log-uniform (conv, pool, elementwise inputs)
+GRID_CHANNELS = (4, 1024)  # log-uniform
+GRID_GEMM = (8, 4096)      # log-uniform, input and output features
+GRID_ACTS = ((None, 0.3), ("relu", 0.35), ("relu6", 0.1), ("hardswish", 0.1),
+             ("swish", 0.1), ("sigmoid", 0.05))
+GRID_MAX_FLOPS = 4e8       # a spec above this is drawn again (what one packed model holds)
 
 
 def prior_from_kernels(pairs) -> Counter:
@@ -108,6 +126,16 @@ class Sampler:
                 out.append(spec)
         return out
 
+    def grid(self, n: int) -> list[dict]:
+        """Up to ``n`` family-agnostic specs (see the module docstring)."""
+        out, tries = [], 0
+        while len(out) < n and tries < 20 * n:
+            tries += 1
+            spec = grid_spec(self.rng_)
+            if spec_flops(spec) <= GRID_MAX_FLOPS and self._take(spec):
+                out.append(spec)
+        return out
+
     def near(self, source: dict, n: int) -> list[dict]:
         """Up to ``n`` new specs near ``source`` (channels x [low, high], the rest kept)."""
         out, tries = [], 0
@@ -117,3 +145,61 @@ class Sampler:
             if in_bounds(source, spec, self.low, self.high) and self._take(spec):
                 out.append(spec)
         return out
+
+
+# ---- the grid ----------------------------------------------------------------------------------
+def _pick(rng, pairs):
+    values, weights = zip(*pairs)
+    w = np.array(weights, float)
+    return values[int(rng.choice(len(values), p=w / w.sum()))]
+
+
+def _log_int(rng, low: int, high: int, multiple: int = 1) -> int:
+    value = float(np.exp(rng.uniform(np.log(low), np.log(high + 1))))
+    return max(multiple, int(value) // multiple * multiple)
+
+
+def grid_spec(rng) -> dict:
+    """One spec with every field drawn from the grid's distributions."""
+    kind = _pick(rng, GRID_KINDS)
+    hw = _log_int(rng, *GRID_HW)
+    ch = lambda m=1: _log_int(rng, *GRID_CHANNELS, multiple=m)  # noqa: E731
+    act = _pick(rng, GRID_ACTS)
+    if kind in ("conv", "dwconv", "gconv"):
+        k = _pick(rng, ((1, 0.45), (3, 0.4), (5, 0.05), (7, 0.1)) if kind == "conv"
+                  else ((3, 0.6), (5, 0.3), (7, 0.1)))
+        s = _pick(rng, ((1, 0.75), (2, 0.25)))
+        if kind == "dwconv":
+            cin = cout = groups = ch()
+        else:
+            groups = 1 if kind == "conv" else _pick(rng, ((2, 1), (4, 1), (8, 1)))
+            cin, cout = ch(groups), ch(groups)
+        bn = rng.random() < 0.7
+        epi = ["bn"] * bn + ["add"] * (rng.random() < 0.15) + [act] * bool(act)
+        return {"kind": "conv", "cin": cin, "cout": cout, "h": hw, "w": hw, "k": k, "s": s,
+                "groups": groups, "pad": k // 2, "bias": not bn, "epi": epi}
+    if kind == "gemm":
+        return {"kind": "gemm", "cin": _log_int(rng, *GRID_GEMM),
+                "cout": _log_int(rng, *GRID_GEMM), "epi": [act] if act else []}
+    if kind == "pool":
+        k = _pick(rng, ((2, 0.3), (3, 0.7)))
+        s = _pick(rng, ((1, 0.3), (2, 0.7)))
+        hw = max(hw, k)
+        return {"kind": "pool", "op": _pick(rng, (("maxpool", 0.7), ("avgpool", 0.3))),
+                "c": ch(), "h": hw, "w": hw, "k": k, "s": s,
+                "pad": _pick(rng, ((0, 1), (k // 2, 1))), "ceil": 0}
+    if kind == "gpool":
+        return {"kind": "gpool", "c": ch(), "h": hw, "w": hw}
+    if kind == "unary":
+        epi = (["bn"] if rng.random() < 0.5 else []) + ([act] if act else [])
+        return {"kind": "unary", "c": ch(), "h": hw, "w": hw,
+                "epi": epi or [_pick(rng, GRID_ACTS[1:])]}
+    if kind == "binary":
+        op = _pick(rng, (("add", 0.7), ("mul", 0.3)))
+        return {"kind": "binary", "op": op, "c": ch(), "h": hw, "w": hw,
+                "bc": bool(op == "mul" and rng.random() < 0.7),
+                "epi": [act] if act and rng.random() < 0.3 else []}
+    parts = [ch() for _ in range(int(rng.integers(2, 5)))]
+    if kind == "concat":
+        return {"kind": "concat", "cs": parts, "h": hw, "w": hw}
+    return {"kind": "split", "sizes": parts[:3], "h": hw, "w": hw}
