@@ -258,8 +258,8 @@ def test_overhead_fit_finds_a_per_kernel_cost_that_only_small_models_show():
 
 
 def test_chain_calibration_models_are_timed_and_fitted_for_every_family(setup):
-    """The chains of tiny kernels are calibration rows of no family: measured with the zoo
-    models, kept when leave-one-family-out drops a family's rows."""
+    """The chains of tiny kernels are measured with the zoo models and come back as rows of
+    family "chain", which leave-one-family-out (it drops the left-out family's rows) keeps."""
     from nnmeter_tvm.builder.kernel_models import chain_model
 
     cfg, rules, tmp = setup

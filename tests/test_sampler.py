@@ -97,7 +97,7 @@ def test_grid_is_seeded_distinct_and_inside_its_ranges():
             assert s["cin"] % s["groups"] == s["cout"] % s["groups"] == 0
 
 
-def test_grid_specs_are_writable_and_read_back():
+def test_grid_specs_write_a_loadable_model_with_each_in_its_scope():
     specs = Sampler([], seed=2).grid(60)
     graph = load_graph(build_model(specs, seed=0))
     for i, spec in enumerate(specs):
