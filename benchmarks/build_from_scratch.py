@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import evaluate
-from eval_lib.report import write_results
+from eval_lib.report import truth_from_note, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -77,10 +77,8 @@ def markdown(r: dict) -> str:
            f"{r['date']}, {r['machine']['cpu_model']}, {r['machine']['cores']} cores.  "
            f"`nnmeter-tvm build --backend {r['backend']}` with an empty sample log and an empty "
            f"measurement store, {len(runs)} run(s) of {r['minutes'] or 'the default'} minutes "
-           "(each run resumes the last).  Scored on the evaluation's models with the ground "
-           f"truth of `{r['truth']}` (measured {r['built']['truth_from']['date']}; "
-           f"{r['built']['truth_from']['matched_by_name']} models matched by name only, the file "
-           "predating content hashes).", "",
+           "(each run resumes the last).  Scored on the evaluation's models, nothing measured "
+           "again." + truth_from_note(r["built"]["truth_from"]), "",
            "| run | wall | kernels timed (this run) | samples | adaptive rounds | calibration "
            "models | drifted units measured again / still drifted | overhead |",
            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]

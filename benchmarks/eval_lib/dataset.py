@@ -36,7 +36,6 @@ TIEBREAK = "C"       # the third pass, taken only where A and B disagree
 TIEBREAK_AT = 0.05  # ... by more than this fraction of their mean
 MOBILE = ("mobilenetv1", "mobilenetv2", "mobilenetv3", "shufflenetv2", "mnasnet", "proxylessnas")
 SEED = 0
-DRIFT_LIMIT = 0.05  # a stored measurement whose reference drifted more is measured again
 
 
 @dataclass(frozen=True)
@@ -205,7 +204,7 @@ def load_cached(entries, backend, store) -> int:
     for e in entries:
         for p in PASSES + (TIEBREAK,):
             m = store.get(backend.name, e.key(backend.name, p), backend_version=version)
-            if m is not None and (m.drift or 0.0) <= DRIFT_LIMIT:
+            if m is not None and m.steady:
                 e.ms[p] = m.median_ms
                 found += 1
             elif e.error is None:
@@ -291,7 +290,7 @@ def measure(entries, backend, store, *, chunk: int | None = None, timeout_s: flo
             count["failed"] += 1
             return True
         count["done"] += 1
-        if m.ok and (m.drift or 0.0) <= DRIFT_LIMIT:
+        if m.steady:
             e.ms[p] = m.median_ms
         elif not m.ok:
             e.error = m.error or "failed"

@@ -238,8 +238,10 @@ def evaluate(predictor, entries, feats, measured, store, rounds=None, without=()
     except (FileNotFoundError, KeyError, TypeError, ValueError) as exc:
         log(f"lofo skipped: {type(exc).__name__}: {exc}")
         return {"skipped": f"{type(exc).__name__}: {exc}"}, {}
+    from nnmeter_tvm.builder.build import origin_kind
+
     dropped = len(samples)
-    samples = [s for s in samples if s["origin"].rstrip("0123456789") not in set(without)]
+    samples = [s for s in samples if origin_kind(s["origin"]) not in without]
     dropped -= len(samples)
     families = sorted(set(fams.tolist()))
     t0 = time.monotonic()

@@ -164,7 +164,7 @@ def markdown(result: dict, plot_note: str | None) -> str:
            "other processes (process CPU time < 95 % of the run's wall time); the statistics and "
            "the ≥ 30 runs / ≥ 0.5 s counts are over the clean runs.  A measurement whose reference "
            "workload drifted > 5 % in every attempt is not used (measured again on the next run)."
-           + _truth_from(result["dataset"].get("truth_from")),
+           + truth_from_note(result["dataset"].get("truth_from")),
            f"- predictor: `{result['predictor']['name']}` from `{result['predictor'].get('source')}` "
            f"({result['predictor']['kernel_samples']} kernel samples, built in "
            f"{result['predictor']['build_seconds']} s; trained kernel families: "
@@ -232,7 +232,9 @@ def readme_table(result: dict) -> str:
             f"{_pct(lo)} | " + " | ".join(_pct(v) for v in base) + " |")
 
 
-def _truth_from(info) -> str:
+def truth_from_note(info) -> str:
+    """A sentence on the measurements taken from an earlier results file (``--truth-from``),
+    from ``dataset.load_results``' summary; "" when there were none."""
     if not info:
         return ""
     return (f"  {info['passes']} model-passes of {info['models']} models were not measured in "

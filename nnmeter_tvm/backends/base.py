@@ -59,6 +59,11 @@ class Measurement:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def steady(self) -> bool:
+        """Measured, and the reference workload drifted no more than the protocol's limit."""
+        return self.ok and (self.drift or 0.0) <= _protocol.DRIFT_LIMIT
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -29,6 +29,10 @@ import numpy as np
 
 from ..errors import MeasurementError
 
+# a measurement whose reference workload drifted more than this in every attempt is not used
+# (the evaluation measures it again; the builder takes no sample or calibration time from it)
+DRIFT_LIMIT = 0.05
+
 DEFAULT_LOCK_PATH = os.path.join(tempfile.gettempdir(), "nnmeter-tvm-measure.lock")
 # the cores this process may use, read before any runtime pins its threads
 _ALLOWED = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else {0}
@@ -45,7 +49,7 @@ class ProtocolConfig:
     min_time_s: float = 0.5
     max_time_s: float = 10.0      # a slow model stops timing here (once it has floor_runs)
     floor_runs: int = 5
-    drift_limit: float = 0.05
+    drift_limit: float = DRIFT_LIMIT
     reference_every_s: float = 0.25   # also read the reference between runs this often
     max_attempts: int = 6
     retry_wait_s: float = 1.0     # wait before attempt k+1: min(k * retry_wait_s, 5 s)

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backends.protocol import DRIFT_LIMIT
 from ..errors import MeasurementError, NNMeterError, unknown_name
 from .kernel_models import (build_model, chain_model, pack_specs, scope_of, spec_from_kernel,
                             spec_key, specs_by_scope)
@@ -92,9 +93,6 @@ class BuildConfig:
 
 # ---- the sample log -----------------------------------------------------------------------------
 SAMPLES_FILE = "samples.jsonl.gz"  # the log's copy inside a bundle
-# a unit profiled while the reference workload drifted more than this (in every attempt of a
-# session) gives no sample, as the evaluation drops such a whole-model measurement
-DRIFT_LIMIT = 0.05
 
 
 class SampleLog:
@@ -132,8 +130,7 @@ class SampleLog:
         rec = dict(self.context, type="unit", unit=unit, kernels=kernels, **info)
         if error:
             rec["error"] = error
-        with self.path.open("a") as f:
-            f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+        self._append(rec)
         self._keep(rec)
         return rec
 
@@ -142,9 +139,12 @@ class SampleLog:
         rec = dict(self.context, type="run", seconds=round(seconds, 1),
                    kernels_timed=kernels_timed,
                    date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        with self.path.open("a") as f:
-            f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+        self._append(rec)
         self.runs.append(rec)
+
+    def _append(self, rec: dict) -> None:
+        with self.path.open("a") as f:
+            f.write(_line(rec))
 
     def _keep(self, rec: dict) -> None:
         """The latest record of a unit is the one used."""
@@ -164,8 +164,7 @@ class SampleLog:
 
     def export(self, path) -> dict:
         """Write this log's units, gzipped, to ``path`` (the copy a bundle carries)."""
-        text = "".join(json.dumps(rec, separators=(",", ":")) + "\n"
-                       for rec in self.units.values())
+        text = "".join(_line(rec) for rec in self.units.values())
         with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
             f.write(text.encode())  # mtime 0: the same log gives the same bytes
         return {"file": Path(path).name, "sha256": hashlib.sha256(Path(path).read_bytes())
@@ -178,6 +177,16 @@ class SampleLog:
 
     def drifted_units(self) -> list[dict]:
         return [u for u in self.units.values() if self.drifted(u)]
+
+
+def _line(rec: dict) -> str:
+    """One record of the log, as a line of compact JSON."""
+    return json.dumps(rec, separators=(",", ":")) + "\n"
+
+
+def origin_kind(origin: str) -> str:
+    """The kind of a sample's origin: ``adaptive2`` -> ``adaptive`` (zoo, initial, grid...)."""
+    return origin.rstrip("0123456789")
 
 
 # ---- progress -------------------------------------------------------------------------------------
@@ -660,7 +669,7 @@ class Builder:
         up to 40 % slow): it is measured again, here or in a resumed build."""
         cfg = self.config
         m = store.get(cfg.backend, key, backend_version=self.log.context["backend_version"])
-        if m is not None and not _steady(m):
+        if m is not None and not m.steady:
             m = None
         if m is None and key in known:
             return float(known[key])
@@ -672,7 +681,7 @@ class Builder:
                                          key=key)
             except NNMeterError:
                 return None
-        return m.median_ms if _steady(m) else None
+        return m.median_ms if m.steady else None
 
     # -- everything
     def measure_only(self) -> None:
@@ -782,7 +791,7 @@ class Builder:
             "drift": {"limit": DRIFT_LIMIT, "units_measured_again": retimed,
                       "units_still_drifted": drifted,
                       "kernels_timed_again": self.log.retimed},
-            "samples_by_origin": dict(Counter(s["origin"].rstrip("0123456789") for s in samples)),
+            "samples_by_origin": dict(Counter(origin_kind(s["origin"]) for s in samples)),
             "exact_spec_fraction": _frac(s.get("exact") for s in samples if "exact" in s),
             "partition_agreement": self.partition_agreement(),
             "rounds": history,
@@ -801,11 +810,6 @@ class Builder:
         return BuildResult(Path(out_dir), seconds, self.log.kernel_measurements(), len(samples),
                            {f: {"samples": r.samples, "heldout": r.heldout}
                             for f, r in results.items()}, history, overhead, drifted)
-
-
-def _steady(measurement) -> bool:
-    """Measured, and the reference workload drifted no more than ``DRIFT_LIMIT``."""
-    return measurement.ok and (measurement.drift or 0.0) <= DRIFT_LIMIT
 
 
 def _frac(values) -> float | None:
