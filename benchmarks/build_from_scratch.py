@@ -1,7 +1,7 @@
 """A predictor build from nothing, as on a fresh machine, scored on the evaluation's models.
 
     python benchmarks/build_from_scratch.py [--backend ort-cpu] [--minutes 15] [--runs 1]
-        [--truth benchmarks/results/evaluate-ort-cpu.json]
+        [--truth benchmarks/results/evaluate-ort-cpu.json] [--keep DIR]
 
 Builds with an empty sample log and an empty measurement store (in a temporary folder, so
 nothing this machine measured before is reused), ``--runs`` times in a row (each run resumes the
@@ -20,6 +20,7 @@ import argparse
 import datetime
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,7 +54,8 @@ def build_runs(backend: str, out: Path, minutes: float | None, runs: int) -> lis
                      "kernel_samples": build["kernel_samples"],
                      "adaptive_rounds": len(build["rounds"]) - 1,
                      "calibration_models": len(build.get("calibration_ms") or {}),
-                     "drift": build.get("drift"), "overhead_fit": build["overhead_fit"]})
+                     "drift": build.get("drift"), "overhead_fit": build["overhead_fit"],
+                     "phases": build.get("phases") or {}})
     return done
 
 
@@ -90,6 +92,14 @@ def markdown(r: dict) -> str:
                    f"{d.get('units_measured_again', '–')} / {d.get('units_still_drifted', '–')} | "
                    f"{o['form']}: {1000 * o['per_kernel_ms']:+.2f} µs per kernel, fixed "
                    f"{o['fixed_ms']:.3f} ms |")
+    phases = list(dict.fromkeys(k for x in runs for k in x.get("phases") or {}))
+    if phases:
+        out += ["", "Where each run's time went (seconds; `training` includes the quick fits "
+                "between adaptive rounds, `overhead_fit` the calibration models timed again):",
+                "", "| run | " + " | ".join(phases) + " |",
+                "| ---: | " + " | ".join("---:" for _ in phases) + " |"]
+        out += [f"| {x['run']} | " + " | ".join(f"{x['phases'].get(k, 0):.0f}" for k in phases)
+                + " |" for x in runs]
     out += ["", "| family | models | this build ±10 % | mean error | shipped bundle ±10 % | "
             "mean error |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
     built, shipped = r["built"]["accuracy"], r["shipped"]["accuracy"]
@@ -111,6 +121,8 @@ def main(argv=None) -> int:
     p.add_argument("--truth", type=Path, default=None,
                    help="results file with the ground truth (default: evaluate-<backend>.json)")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--keep", type=Path, default=None,
+                   help="copy the built bundle here (default: deleted with the temporary folder)")
     args = p.parse_args(argv)
     truth = args.truth or RESULTS / f"evaluate-{args.backend}.json"
     from nnmeter_tvm.backends.machine import describe_machine
@@ -120,6 +132,8 @@ def main(argv=None) -> int:
         runs = build_runs(args.backend, tmp / "bundle", args.minutes, args.runs)
         built = score(args.backend, tmp / "bundle", truth, tmp / "eval-built")
         shipped = score(args.backend, None, truth, tmp / "eval-shipped")
+        if args.keep is not None:
+            shutil.copytree(tmp / "bundle", args.keep, dirs_exist_ok=True)
     result = {"backend": args.backend,
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "machine": describe_machine(), "minutes": args.minutes, "truth": str(truth),

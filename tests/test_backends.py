@@ -433,3 +433,16 @@ def test_ort_truth_profiles_several_sessions(ort, monkeypatch):
     truth = ort.truth(conv_relu())
     assert len(set(calls)) == 3
     assert all(k.ms is not None and k.ms > 0 for k in truth.kernels if not k.inserted)
+
+
+def test_sessions_that_drifted_are_left_out_when_one_is_steady():
+    """A session whose reference drifted does not cost the model's steady sessions; with none
+    steady the worst drift is reported, so the unit counts as drifted."""
+    from nnmeter_tvm.backends.base import across_sessions
+
+    times, drift = across_sessions([({0: 1.0, 1: 2.0}, 0.01), ({0: 9.0, 1: 9.0}, 0.3),
+                                    ({0: 3.0, 1: 2.0}, 0.02)])
+    assert times == {0: 2.0, 1: 2.0} and drift == 0.02
+    times, drift = across_sessions([({0: 1.0}, 0.2), ({0: 3.0}, 0.3)])
+    assert times == {0: 2.0} and drift == 0.3
+    assert across_sessions([({0: 1.0}, None)]) == ({0: 1.0}, None)  # no reference read

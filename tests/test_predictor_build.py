@@ -9,6 +9,7 @@ import pytest
 
 from nnmeter_tvm import features
 from nnmeter_tvm.backends.base import KernelTruth, Measurement, TruthKernel, load
+from nnmeter_tvm.backends.protocol import ProtocolConfig
 from nnmeter_tvm.builder.build import BuildConfig, Builder, interleave
 from nnmeter_tvm.kernels import partition
 from nnmeter_tvm.onnx_import import load_graph
@@ -105,6 +106,9 @@ def test_build_writes_a_loadable_bundle_and_resumes(setup):
     assert meta["build"]["kernel_samples"] == result.samples
     assert meta["families"]["conv"]["heldout"]["n"] > 0
     assert meta["build"]["samples_by_origin"]["grid"] > 0  # family-agnostic specs measured
+    phases = meta["build"]["phases"]  # where the run's time went, step by step
+    assert {"insitu", "calibration", "initial", "training", "overhead_fit"} <= set(phases)
+    assert sum(phases.values()) == pytest.approx(meta["build"]["seconds"], abs=1.0)
     assert meta["overhead"]["fixed_ms"] == pytest.approx(0.03, abs=0.02)
     graph = load_graph(__import__("nnmeter_tvm.zoo", fromlist=["x"]).generate("resnet", 0, 0, 32))
     report = pred.predict_graph(graph)
@@ -291,3 +295,50 @@ def test_a_calibration_model_timed_while_the_machine_drifted_is_measured_again(s
     b = _builder(cfg, rules, tmp, quiet)
     assert b.measure_calibration() == 2 and quiet.measure_calls == 2  # measured again
     assert b.measure_calibration() == 2 and quiet.measure_calls == 2  # then kept
+
+
+def test_a_drifted_calibration_model_is_timed_again_between_packs(setup):
+    """A calibration model that drifted before sampling is retried after a pack, up to
+    ``calib_retries`` times; the chains are timed first."""
+    cfg, rules, tmp = setup
+    cfg = replace(cfg, calib_chains=(16,), calib_retries=2)
+
+    class Flaky(FakeBackend):  # the chain drifts twice, then reads steady
+        keys = []
+
+        def measure(self, model, store=None, key=None, **kw):
+            self.keys.append(key)
+            drifted = ":chain:" in key and self.keys.count(key) <= 2
+            return super().measure(model, store, key, drift=0.2 if drifted else 0.0)
+
+    b = _builder(cfg, rules, tmp, Flaky())
+    assert b.measure_calibration() == 2 and ":chain:" in Flaky.keys[0]
+    b.retry_calibration()  # second try: still drifted, back in the queue
+    assert b._calib_pending == [("chain", 16)]
+    b.retry_calibration()  # third: steady
+    assert b._calib_pending == [] and Flaky.keys.count(Flaky.keys[0]) == 3
+    b.retry_calibration()  # nothing left: nothing measured
+    assert len(Flaky.keys) == 5
+
+
+def test_calibration_waits_out_drift_only_at_the_overhead_fit(setup):
+    """Before sampling a calibration model gets ``attempts`` protocol attempts (a drifted one
+    is measured again at the end rather than waited for); at the overhead fit, the protocol's
+    own; profiled sessions always get ``attempts``."""
+    cfg, rules, tmp = setup
+    cfg = replace(cfg, calib_chains=(), attempts=2)
+
+    class Loaded(FakeBackend):
+        config = ProtocolConfig()
+        attempts = []
+
+        def measure(self, model, store=None, key=None, config=None, **kw):
+            self.attempts.append(config.max_attempts)
+            return super().measure(model, store, key, drift=0.2)
+
+    b = _builder(cfg, rules, tmp, Loaded())
+    b.measure_calibration()
+    b.predictor = Predictor("ort-cpu", rules_file=rules)
+    b.calibration_rows(b.predictor)
+    assert Loaded.attempts == [2, 2, ProtocolConfig().max_attempts, ProtocolConfig().max_attempts]
+    assert b._kernel_config().max_attempts == 2

@@ -216,13 +216,19 @@ def middle_mean(values) -> float:
     return float(v[q: len(v) - q].mean())
 
 
-def across_sessions(per_session: list[tuple[dict, float | None]]) -> tuple[dict, float | None]:
+def across_sessions(per_session: list[tuple[dict, float | None]],
+                    limit: float = _protocol.DRIFT_LIMIT) -> tuple[dict, float | None]:
     """Per kernel, the median of its time over the profiled sessions (a small kernel's time
     depends on where its session's buffers landed); kernels missing from a session dropped.
-    ``per_session``: (times, drift) of each session; also returns the worst drift."""
-    keys = set.intersection(*(set(t) for t, _ in per_session))
-    drifts = [d for _, d in per_session if d is not None]
-    return ({k: float(np.median([t[k] for t, _ in per_session])) for k in keys},
+    ``per_session``: (times, drift) of each session.  Sessions whose reference drifted past
+    ``limit`` are left out when at least one is steady (the host changes speed for seconds at
+    a time: one drifted session need not cost the model's other sessions); returns the worst
+    drift of the sessions used."""
+    steady = [s for s in per_session if s[1] is None or s[1] <= limit]
+    used = steady or per_session
+    keys = set.intersection(*(set(t) for t, _ in used))
+    drifts = [d for _, d in used if d is not None]
+    return ({k: float(np.median([t[k] for t, _ in used])) for k in keys},
             max(drifts) if drifts else None)
 
 

@@ -33,12 +33,12 @@ import json
 import sys
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from ..backends.protocol import DRIFT_LIMIT
+from ..backends.protocol import DRIFT_LIMIT, ProtocolConfig
 from ..errors import MeasurementError, NNMeterError, unknown_name
 from .kernel_models import (build_model, chain_model, pack_specs, scope_of, spec_from_kernel,
                             spec_key, specs_by_scope)
@@ -62,6 +62,7 @@ class BuildConfig:
     insitu_per_family: int = 1      # of those, profiled on the backend (~100 kernels each)
     calib_per_family: int = 3       # whole models timed to fit the overhead (in-situ ones first)
     calib_chains: tuple = (16, 64, 160)  # ... and chains of this many tiny kernels (chain_model)
+    calib_retries: int = 3          # a drifted calibration model is timed again between packs
     initial_samples: int = 900      # specs drawn from the prior before the adaptive rounds
     grid_samples: int = 250         # family-agnostic specs (``Sampler.grid``) beside those
     near_per_bad: int = 4           # new specs around each bad held-out configuration
@@ -72,6 +73,11 @@ class BuildConfig:
     min_runs: int = 10              # kernel-model profiling: runs and time per model
     min_time_s: float = 0.1
     repeats: int = 3                # sessions profiled per model; per-kernel median across them
+    attempts: int = 3               # protocol attempts of a profiled session, and of a
+                                    # calibration model before sampling (the protocol's 6 at the
+                                    # overhead fit): on a host that changes speed for seconds at
+                                    # a time, a drifted measurement is taken again later rather
+                                    # than waited for (6 attempts cost ~19 s, mostly waiting)
     calib_run: str = "2"            # tag of the calibration measurements in the store
     families: tuple | None = None   # zoo families to draw from (None: all)
     train_rounds: int = 200         # trees per family in the final fit
@@ -347,6 +353,10 @@ class Builder:
         self.measured_now = 0  # kernels timed in this process (not resumed)
         self._rows: dict[str, list] = {}
         self.calib_ms: dict[str, float] = {}  # calibration model store key -> measured ms
+        self._calib_pending: list = []  # calibration models whose times drifted, to retry
+        self._calib_tries: Counter = Counter()
+        self.phases: dict[str, float] = {}  # seconds of this run per step (where the time goes)
+        self._phase_start = self.start
         self.features = None
         self.predictor = None
 
@@ -362,11 +372,15 @@ class Builder:
     def _left(self) -> float:
         return self.deadline - time.monotonic()
 
-    def _kernel_config(self):
-        from ..backends.protocol import ProtocolConfig
+    def _phase(self, name: str) -> None:
+        """Close the step that ran since the last call: its seconds go to ``phases[name]``."""
+        now = time.monotonic()
+        self.phases[name] = round(self.phases.get(name, 0.0) + now - self._phase_start, 1)
+        self._phase_start = now
 
+    def _kernel_config(self):
         return ProtocolConfig(min_runs=self.config.min_runs, min_time_s=self.config.min_time_s,
-                              warmup_runs=3, warmup_s=0.05)
+                              warmup_runs=3, warmup_s=0.05, max_attempts=self.config.attempts)
 
     def profile(self, model):
         """The backend's timed kernels for ``model`` (a ``KernelTruth``, with the worst drift
@@ -551,6 +565,7 @@ class Builder:
             if not self._measure_unit(unit, model, kind="pack", origin=origin, specs=pack,
                                       seed=self.config.seed):
                 break
+            self.retry_calibration()
 
     def _drawn(self, origin: str) -> int:
         """Specs of ``origin`` already profiled (a resumed build draws only the rest)."""
@@ -632,23 +647,45 @@ class Builder:
         """Time the calibration models now, before sampling: the overhead fit needs all of
         them (a from-scratch build whose sampling ran to its deadline timed 10 of 39, and its
         fixed term priced NAS-Bench-201 cells 88 % high), while fewer samples cost little.
-        Returns how many have a time."""
+        Those that drifted are queued for :meth:`retry_calibration`.  Returns how many have a
+        time."""
+        items = self._calibration_items()
+        self._calib_pending = [item for n, item in enumerate(items)
+                               if not self._time_calibration(item, n, len(items))]
+        return len(items) - len(self._calib_pending)
+
+    def retry_calibration(self) -> None:
+        """Time the first drifted calibration model again, between two packs: the host that
+        drifted for it (it changes speed for seconds at a time) may be steady now.  Still
+        drifted, it goes to the back of the queue, at most ``calib_retries`` times; the overhead
+        fit tries once more whatever is left."""
+        if not self._calib_pending:
+            return
+        item = self._calib_pending.pop(0)
+        self._calib_tries[item] += 1
+        steady = self._time_calibration(item)
+        if not steady and self._calib_tries[item] < self.config.calib_retries:
+            self._calib_pending.append(item)
+
+    def _time_calibration(self, item, n: int = 0, total: int = 0) -> bool:
+        """One calibration model timed (or found in the store) with ``attempts``: steady?"""
         from ..backends.store import Store
 
+        family, index = item
+        if total:
+            self.progress("overhead", n + 1, total, family)
         store = Store(self.measure_store)
-        items = self._calibration_items()
-        timed = 0
-        for n, (family, index) in enumerate(items):
-            self.progress("overhead", n + 1, len(items), family)
-            key = self._calibration_key(family, index)
-            timed += self._calibration_ms(store, key, family, index, True, {}) is not None
-        store.close()
-        return timed
+        try:
+            return self._calibration_ms(store, self._calibration_key(family, index), family,
+                                        index, True, {}, attempts=self.config.attempts) is not None
+        finally:
+            store.close()
 
     def _calibration_items(self) -> list[tuple[str, int]]:
-        """(family, index) of each calibration model: zoo variants, then ("chain", n)."""
-        return list(self.zoo_models(self.config.calib_per_family)) + [
-            ("chain", n) for n in self.config.calib_chains]
+        """(family, index) of each calibration model: ("chain", n) first (small and quick to
+        time, and the only models that show the per-kernel term well), then zoo variants."""
+        return [("chain", n) for n in self.config.calib_chains] + list(
+            self.zoo_models(self.config.calib_per_family))
 
     def _calibration_model(self, family: str, index: int):
         from .. import zoo
@@ -661,9 +698,11 @@ class Builder:
         cfg = self.config
         return f"build-calib{cfg.calib_run}:{family}:{cfg.zoo_seed}:{index}:{cfg.input_size}"
 
-    def _calibration_ms(self, store, key, family, index, measure, known) -> float | None:
+    def _calibration_ms(self, store, key, family, index, measure, known,
+                        attempts: int | None = None) -> float | None:
         """A calibration model's whole-run median: from the store, else ``known``, else
-        measured now (``measure`` and time left); None when there is none.  A time whose
+        measured now (``measure`` and time left; ``attempts``: the protocol's drift retries,
+        None for its default); None when there is none.  A time whose
         reference workload drifted past ``DRIFT_LIMIT`` is not used, as the evaluation drops
         such a measurement (a from-scratch build on a loaded host timed 12 of its 42 models so,
         up to 40 % slow): it is measured again, here or in a resumed build."""
@@ -676,9 +715,12 @@ class Builder:
         if m is None:
             if not measure or self._left() < -180:  # past the deadline: fit on what we have
                 return None
+            config = self.backend.config
+            if attempts is not None:
+                config = replace(config or ProtocolConfig(), max_attempts=attempts)
             try:
                 m = self.backend.measure(self._calibration_model(family, index), store=store,
-                                         key=key)
+                                         key=key, config=config)
             except NNMeterError:
                 return None
         return m.median_ms if m.steady else None
@@ -699,7 +741,9 @@ class Builder:
         self.features = features
         self.predictor = Predictor(cfg.backend, rules_file=self.rules_file)  # to partition
         self.insitu()
+        self._phase("insitu")
         self.measure_calibration()
+        self._phase("calibration")
         sampler = Sampler(self.prior(), seed=cfg.seed)
         self.progress.line(f"in-situ: {self.log.kernel_measurements()} kernels timed, "
                            f"{len(self.samples())} samples")
@@ -709,9 +753,11 @@ class Builder:
         self.measure_specs({
             "initial": sampler.initial(max(0, cfg.initial_samples - self._drawn("initial"))),
             "grid": sampler.grid(max(0, cfg.grid_samples - self._drawn("grid")))})
+        self._phase("initial")
         # between rounds only the held-out errors matter: a smaller fit, one target
         quick = max(20, cfg.train_rounds // 3)
         results = self.train(quick, targets=("log",))
+        self._phase("training")
         history = [{"round": 0, "samples": len(self.samples()),
                     "kernels_timed": self.log.kernel_measurements(),
                     "heldout_acc10": self.overall(results)}]
@@ -731,9 +777,11 @@ class Builder:
                 break
             timed = self.log.kernel_measurements()
             self.measure_specs({f"adaptive{r}": new[: cfg.round_samples]})
+            self._phase("adaptive")
             if self.log.kernel_measurements() == timed:
                 break  # the budget had no room for one more model: no round
             results = self.train(quick, targets=("log",))
+            self._phase("training")
             acc = self.overall(results)
             history.append({"round": r, "samples": len(self.samples()),
                             "kernels_timed": self.log.kernel_measurements(),
@@ -745,11 +793,13 @@ class Builder:
                 break
             best = acc
         retimed = self.retime_drifted()
+        self._phase("drifted_again")
         drifted = len(self.log.drifted_units())  # still: they give no samples
         if retimed or drifted:
             self.progress.line(f"drift: {retimed} units timed while the machine drifted were "
                                f"measured again; {drifted} still drifted (no samples)")
         results = self.train(cfg.train_rounds)  # the final fit
+        self._phase("training")
         models = {f: r.model for f, r in results.items() if r.model is not None}
         samples = self.samples()
         if not models:
@@ -774,12 +824,14 @@ class Builder:
                             fallback=fallback, rules_file=self.rules_file)
         overhead = self.calibrate(trained)
         trained.overhead = {k: overhead[k] for k in ("fixed_ms", "per_kernel_ms", "scale")}
+        self._phase("overhead_fit")  # with calibration models measured again (drifted)
         seconds = time.monotonic() - self.start
         self.log.add_run(seconds, self.measured_now)
         units = list(self.log.units.values())
         build_meta = {
             "config": asdict(cfg),
             "seconds": round(seconds, 1),
+            "phases": dict(self.phases),  # this run's seconds per step
             # every finished run on this sample log (a stopped one is not recorded)
             "runs": [{k: r[k] for k in ("seconds", "kernels_timed", "date")}
                      for r in self.log.runs],
@@ -806,7 +858,8 @@ class Builder:
         build_meta["calibration_ms"] = dict(sorted(self.calib_ms.items()))
         trained.meta = {"name": cfg.backend, "machine": machine_info(), "build": build_meta}
         path = save_bundle(trained, out_dir, rules_file=self.rules_file)
-        self.progress.line(f"bundle written: {path} ({seconds:.0f} s, {len(samples)} samples)")
+        self.progress.line(f"bundle written: {path} ({seconds:.0f} s, {len(samples)} samples; "
+                           + ", ".join(f"{k} {v:.0f} s" for k, v in self.phases.items()) + ")")
         return BuildResult(Path(out_dir), seconds, self.log.kernel_measurements(), len(samples),
                            {f: {"samples": r.samples, "heldout": r.heldout}
                             for f, r in results.items()}, history, overhead, drifted)
