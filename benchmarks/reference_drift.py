@@ -1,7 +1,7 @@
 """What the protocol's drift reading sees while it times a model: the reference workload's
 readings around and between the runs, per model.
 
-    python benchmarks/reference_drift.py [--backend ort-cpu] [--attempts 3]
+    python benchmarks/reference_drift.py [--backend ort-cpu|tvm-llvm] [--attempts 3]
 
 Why: in the 2026-11-27 builds, the calibration models of the mobilenet families read a drift
 above 5 % in most measurements, and those of alexnet, vgg, resnet and NAS-Bench-201 in none,
@@ -32,6 +32,7 @@ from eval_lib.report import write_results
 RESULTS = Path(__file__).resolve().parent / "results"
 MODELS = (("mobilenetv2", 0), ("mobilenetv3", 0), ("mnasnet", 0), ("resnet", 0),
           ("alexnet", 0), ("squeezenet", 0), ("nasbench201", 0))
+INPUT_SIZE = {"ort-cpu": None, "tvm-llvm": 64}  # tvm-llvm: the size its builder times (untuned)
 
 
 def attempt(runner, reference, config, first: float) -> dict:
@@ -58,9 +59,11 @@ def measure(backend_name: str, attempts: int) -> dict:
     with protocol.quiet(config):
         first = reference.calibrate()
     rows = []
+    size = INPUT_SIZE[backend_name]
     for family, index in MODELS:
-        runner = backend.prepare(zoo.generate(family, 0, index))
-        rows.append({"model": f"{family}_s0_i{index}", "attempts": [
+        runner = backend.prepare(zoo.generate(family, 0, index, size))
+        name = f"{family}_s0_i{index}" + (f"@{size}" if size else "")
+        rows.append({"model": name, "attempts": [
             attempt(runner, reference, config, first) for _ in range(attempts)]})
     return {"benchmark": "reference_drift", "backend": backend_name,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -92,7 +95,7 @@ def render(r: dict) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--backend", default="ort-cpu", choices=("ort-cpu",))
+    ap.add_argument("--backend", default="ort-cpu", choices=tuple(INPUT_SIZE))
     ap.add_argument("--attempts", type=int, default=3)
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()

@@ -14,10 +14,15 @@ Pipeline (each step resumable from the sample log):
 3. **Adaptive rounds** (nn-Meter): train, take held-out configurations off by more than 10 %,
    draw new specs near them (channels x [0.5, 1.2], the rest kept), measure, retrain; stop when
    the held-out ±10 % accuracy stops improving, or at the time or sample budget.
-4. **Overhead.**  A few whole zoo models are timed under the protocol (right after step 1, so
-   that a build cut short by its deadline still has them all), with chains of tiny kernels
-   (``chain_model``), which show the per-kernel cost that no zoo family isolates; the per-run
-   and per-kernel overheads (and a scale for profiler times) are fitted on them at the end.
+4. **Overhead.**  Chains of tiny kernels (``chain_model``), which show the per-kernel cost
+   that no zoo family isolates, and a few whole zoo models are timed under the protocol
+   (right after step 1, so that a build cut short by its deadline still has them all; one
+   whose reference drifted is timed again between packs); the per-run and per-kernel
+   overheads (and a scale for profiler times) are fitted on them at the end.
+
+A profiled session gets ``attempts`` protocol attempts, not the protocol's six: on a host that
+changes speed for seconds at a time the six mostly wait, and a drifted model is timed again
+later instead.  ``build.phases`` in the bundle records the seconds each step took.
 5. **Bundle.**  Models, rules, the generic fallback fitted on every sample, metadata.
 
 Samples go to a JSON-lines log (``--store``) as they are measured: a stopped build resumes
