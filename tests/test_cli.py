@@ -47,3 +47,38 @@ def test_module_entry_point_runs(tmp_path):
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "no such file" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def _measured(drift):
+    from nnmeter_tvm.backends.base import Measurement
+
+    return Measurement("ort-cpu", "fake", "k", 36.4, 36.0, 37.0, 30, 1.1, drift, 0, 1, {}, "now",
+                       attempts=6)
+
+
+def test_predict_measure_flags_a_time_taken_while_the_machine_drifted(tmp_path, capsys,
+                                                                      monkeypatch):
+    """`predict --measure` shows the measured time; when its reference drifted past the
+    limit in every attempt it says so, so that the error is not read as the predictor's."""
+    import nnmeter_tvm.backends as backends
+
+    class Drifting:
+        drift = 0.31
+
+        def measure(self, model):
+            return _measured(self.drift)
+
+        def kernels(self, model):
+            return []
+
+    backend = Drifting()
+    monkeypatch.setattr(backends, "get_backend", lambda name: backend)
+    path = small_model(tmp_path / "m.onnx")
+    assert main(["predict", str(path), "--measure"]) == 0
+    out = capsys.readouterr().out
+    assert "measured 36.4000 ms" in out
+    assert "warning: the measured time is unreliable" in out and "drifted 31 %" in out
+    backend.drift = 0.01
+    assert main(["predict", str(path), "--measure", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["measured_ms"] == 36.4 and not any("unreliable" in w for w in data["warnings"])

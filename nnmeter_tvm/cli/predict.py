@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..backends.protocol import DRIFT_LIMIT
+
 
 def add_parser(sub):
     p = sub.add_parser("predict", help="predict a model's latency kernel by kernel")
@@ -51,4 +53,11 @@ def attach_measurement(report, backend_name: str, model):
     if status not in (None, "ok"):
         warnings = report.warnings + (f"measurement status {status!r}",)
         return dataclasses.replace(report, kernels=kernels, warnings=warnings)
-    return dataclasses.replace(report, kernels=kernels, measured_ms=float(measured.median_ms))
+    warnings = report.warnings
+    if not measured.steady:  # shown, not hidden: the error below is then the machine's too
+        warnings += (f"the measured time is unreliable: the protocol's reference workload "
+                     f"drifted {100 * measured.drift:.0f} % (limit {100 * DRIFT_LIMIT:.0f} %) in "
+                     f"all {measured.attempts} attempts, so another process or the host's "
+                     f"speed changed the timing; measure again when the machine is quieter",)
+    return dataclasses.replace(report, kernels=kernels, measured_ms=float(measured.median_ms),
+                               warnings=warnings)
