@@ -62,7 +62,7 @@ class Measurement:
     @property
     def steady(self) -> bool:
         """Measured, and the reference workload drifted no more than the protocol's limit."""
-        return self.ok and (self.drift or 0.0) <= _protocol.DRIFT_LIMIT
+        return self.ok and _protocol.within_drift(self.drift)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -216,15 +216,14 @@ def middle_mean(values) -> float:
     return float(v[q: len(v) - q].mean())
 
 
-def across_sessions(per_session: list[tuple[dict, float | None]],
-                    limit: float = _protocol.DRIFT_LIMIT) -> tuple[dict, float | None]:
+def across_sessions(per_session: list[tuple[dict, float | None]]) -> tuple[dict, float | None]:
     """Per kernel, the median of its time over the profiled sessions (a small kernel's time
     depends on where its session's buffers landed); kernels missing from a session dropped.
     ``per_session``: (times, drift) of each session.  Sessions whose reference drifted past
-    ``limit`` are left out when at least one is steady (the host changes speed for seconds at
-    a time: one drifted session need not cost the model's other sessions); returns the worst
-    drift of the sessions used."""
-    steady = [s for s in per_session if s[1] is None or s[1] <= limit]
+    the protocol's limit are left out when at least one is steady (the host changes speed for
+    seconds at a time: one drifted session need not cost the model's other sessions); returns
+    the worst drift of the sessions used."""
+    steady = [s for s in per_session if _protocol.within_drift(s[1])]
     used = steady or per_session
     keys = set.intersection(*(set(t) for t, _ in used))
     drifts = [d for _, d in used if d is not None]

@@ -33,6 +33,12 @@ from ..errors import MeasurementError
 # (the evaluation measures it again; the builder takes no sample or calibration time from it)
 DRIFT_LIMIT = 0.05
 
+
+def within_drift(drift: float | None) -> bool:
+    """The drift rule, defined once: a reading is usable when its reference drifted no more
+    than ``DRIFT_LIMIT`` (None: no reference was read, e.g. an older record: taken as it is)."""
+    return (drift or 0.0) <= DRIFT_LIMIT
+
 DEFAULT_LOCK_PATH = os.path.join(tempfile.gettempdir(), "nnmeter-tvm-measure.lock")
 # the cores this process may use, read before any runtime pins its threads
 _ALLOWED = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else {0}

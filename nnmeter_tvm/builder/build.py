@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backends.protocol import DRIFT_LIMIT, ProtocolConfig
+from ..backends.protocol import DRIFT_LIMIT, ProtocolConfig, within_drift
 from ..errors import MeasurementError, NNMeterError, unknown_name
 from .kernel_models import (build_model, chain_model, pack_specs, scope_of, spec_from_kernel,
                             spec_key, specs_by_scope)
@@ -171,7 +171,7 @@ class SampleLog:
     def drifted(rec: dict) -> bool:
         """The unit's worst profiled session drifted past the protocol's limit (older logs
         recorded no drift: taken as they are)."""
-        return (rec.get("drift") or 0.0) > DRIFT_LIMIT
+        return not within_drift(rec.get("drift"))
 
     def export(self, path) -> dict:
         """Write this log's units, gzipped, to ``path`` (the copy a bundle carries)."""
