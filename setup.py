@@ -12,6 +12,7 @@ from setuptools import setup
 ext = Pybind11Extension(
     "nnmeter_tvm._features",
     sorted(glob("cpp_ext/*.cpp")),
+    depends=sorted(glob("cpp_ext/*.h")),  # a changed header rebuilds (an incremental build did not)
     include_dirs=["cpp_ext"],
     cxx_std=17,
     extra_compile_args=["-O3"],

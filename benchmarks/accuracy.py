@@ -150,7 +150,7 @@ def main(argv=None) -> int:
             if key not in first:
                 continue
             truth = backend.truth(models[key])
-            kernels = [k for k, _ in truth_kernels(graph, truth.kernels, block)]
+            kernels = [k for k, _ in truth_kernels(graph, truth.kernels, block, pred)]
             k_ms, _ = pred.kernel_ms(graph, kernels)
             o = pred.overhead
             oracle[key] = (o["fixed_ms"] + o.get("scale", 1.0) * float(k_ms.sum())

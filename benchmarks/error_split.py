@@ -36,7 +36,7 @@ def split_one(entry, builder, predictor) -> dict:
     from nnmeter_tvm.builder.build import truth_kernels
 
     timed = truth_kernels(entry.graph, builder.timed_kernels(entry.item.model()),
-                          builder._block())
+                          builder._block(), predictor)
     kernels = [k for k, _ in timed]
     cost, _ = predictor.kernel_ms(entry.graph, kernels)
     return {"model": entry.item.name, "family": entry.item.family, "kernels": len(kernels),

@@ -14,7 +14,7 @@
 
 namespace nnm {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 // Reads one raw row and writes one feature row; or, in names mode, records the names.
 struct Io {

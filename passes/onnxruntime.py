@@ -68,9 +68,12 @@ def session_kernels(graph: Graph, truth, proto) -> list[Kernel]:
             continue
         members = [graph.node(n) for n in graph_order(graph, tk.nodes)]
         ops = tuple(n.op for n in members)
+        # the layout onnxruntime runs it in (the cost models' context): its NCHWc ops
+        # are in their own domain
+        layout = "nchwc" if "nchwc" in (tk.detail or "") else "plain"
         kernels.append(Kernel(name=tk.name, type=kernel_type(ops), nodes=tuple(n.name for n in members),
                               anchor=anchor_of(members).name, ops=ops, rule="onnxruntime",
-                              attrs={"ort_op": tk.op_type}))
+                              attrs={"ort_op": tk.op_type, "layout": layout}))
     return kernels
 
 

@@ -72,6 +72,20 @@ def test_schema_version_mismatch_is_refused(saved):
         load_bundle(out)
 
 
+def test_a_schema_1_bundle_is_read_its_features_being_a_prefix(saved):
+    """Schema 2 appended the context block: a schema-1 bundle's trees never read it."""
+    pred, out = saved
+    names = list(pred.models["conv"].feature_names)
+    _edit_meta(out, schema_version=1, **{"families.conv.features": names[:-1]})
+    graph = load_graph(small_model())
+    kernels = chain_kernels(graph)
+    assert load_bundle(out).predict_kernels(graph, kernels).total_ms == \
+        pred.predict_kernels(graph, kernels).total_ms
+    _edit_meta(out, **{"families.conv.features": names[1:]})  # not a prefix: refused
+    with pytest.raises(BundleError, match="feature-schema version 1"):
+        load_bundle(out)
+
+
 def test_format_version_mismatch_is_refused(saved):
     _, out = saved
     _edit_meta(out, format_version=FORMAT_VERSION + 1)
@@ -145,6 +159,52 @@ def test_overhead_recorded_and_used(saved):
     assert np.all(np.array([k.ms for k in report.kernels]) > 0.002)
 
 
+def _conv_rows(channels, layout=0):
+    """Encoded rows of 3x3 stride-1 convs on 16x16 with ``channels`` in and out."""
+    from nnmeter_tvm import features
+
+    fam = features.FAMILIES["conv"]
+    rows = []
+    for c in channels:
+        r = dict.fromkeys(fam.raw, 0)
+        r.update(batch=1, cin=c, hin=16, win=16, cout=c, kh=3, kw=3, sh=1, sw=1, dh=1, dw=1,
+                 groups=1, pad_t=1, pad_l=1, pad_b=1, pad_r=1, dtype_bytes=4, layout=layout)
+        rows.append(list(r.values()))
+    return features.encode("conv", np.array(rows, dtype=np.float64))
+
+
+def test_a_line_per_layout_follows_two_backend_paths_and_round_trips(tmp_path):
+    """One backend path ten times slower than the other for the same work: the
+    ``logratio_layout`` target prices each against its own line, and the bundle keeps both."""
+    from nnmeter_tvm import features
+    from nnmeter_tvm.builder.training import train_family
+    from nnmeter_tvm.features.schema import LAYOUT_CODES
+    from nnmeter_tvm.predictors import Predictor
+
+    rng = np.random.default_rng(2)
+    plain, blocked = LAYOUT_CODES.index("plain"), LAYOUT_CODES.index("blocked")
+    x = np.vstack([_conv_rows(rng.integers(8, 64, 40), plain),
+                   _conv_rows(rng.integers(8, 64, 40), blocked)])
+    names = features.feature_names("conv")
+    flops = x[:, names.index("flops")]
+    ms = 0.005 + flops / 2e7 * np.where(x[:, -1] == plain, 10.0, 1.0)
+    model = train_family("conv", x, ms, feature_names=names, rounds=40,
+                         targets=("logratio_layout",)).model
+    big_plain, big_blocked = _conv_rows([256], plain), _conv_rows([256], blocked)
+    true = 0.005 + big_blocked[0, names.index("flops")] / 2e7
+    assert abs(model.predict(big_blocked)[0] / true - 1) < 0.15
+    assert abs(model.predict(big_plain)[0] / (10 * true) - 1) < 0.15
+    rules = tmp_path / "rules.json"
+    rules.write_text('{"backend": "ort-cpu", "rules": []}\n')
+    pred = Predictor("ort-cpu", models={"conv": model}, rules_file=rules)
+    save_bundle(pred, tmp_path / "b", rules_file=rules)
+    meta = json.loads((tmp_path / "b" / "bundle.json").read_text())
+    assert set(meta["families"]["conv"]["baseline"]["by_layout"]) == {"plain", "blocked"}
+    loaded = load_bundle(tmp_path / "b").models["conv"]
+    both = np.vstack([big_plain, big_blocked])
+    assert loaded.predict(both) == pytest.approx(model.predict(both))
+
+
 def test_logratio_target_round_trips_and_extrapolates(tmp_path):
     """A ``logratio`` model keeps its baseline in the bundle and, past the largest sample,
     grows with the work; a plain ``log`` model stays at the edge sample's time."""
@@ -153,14 +213,7 @@ def test_logratio_target_round_trips_and_extrapolates(tmp_path):
     from nnmeter_tvm.predictors import Predictor
 
     rng = np.random.default_rng(1)
-    width = len(features.raw_fields("conv"))
-
-    def conv_rows(channels):
-        rows = []
-        for c in channels:
-            row = [1, c, 16, 16, c, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0]
-            rows.append(row + [0] * (width - len(row) - 1) + [4])
-        return features.encode("conv", np.array(rows, dtype=np.float64))
+    conv_rows = _conv_rows
 
     x = conv_rows(rng.integers(8, 64, 60))
     flops = x[:, features.feature_names("conv").index("flops")]

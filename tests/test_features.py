@@ -113,9 +113,38 @@ def test_extension_implements_this_schema():
     assert _features.SCHEMA_VERSION == S.SCHEMA_VERSION
     assert tuple(_features.families()) == tuple(S.FAMILIES)
     for name, fam in S.FAMILIES.items():
-        assert tuple(_features.raw_fields(name)) == fam.raw, name
-        assert tuple(_features.feature_names(name)) == fam.features == F.feature_names(name), name
+        assert tuple(_features.raw_fields(name)) == fam.encoded_raw, name
+        assert fam.raw == fam.encoded_raw + S.CONTEXT, name
+        assert tuple(_features.feature_names(name)) + S.CONTEXT == fam.features == \
+            F.feature_names(name), name
         assert len(set(fam.features)) == fam.width, f"{name}: duplicate feature names"
+
+
+def test_context_is_passed_through_last():
+    """The encoder never reads the context block; it comes out unchanged after the derived
+    features (so a schema-1 bundle, whose trees never read past its own width, still applies)."""
+    row = conv_row()
+    blocked = row.copy()
+    blocked[0, -1] = S.LAYOUT_CODES.index("blocked")
+    a, b = F.encode("conv", row), F.encode("conv", blocked)
+    np.testing.assert_array_equal(a[:, :-1], b[:, :-1])
+    assert b[0, -1] == 2 and F.feature_names("conv")[-1] == "layout"
+
+
+def test_layout_context_is_the_partitions():
+    """A kernel's layout context is what the partition decided: plain, blocked, or unknown
+    (no layout rules: tvm-llvm)."""
+    from nnmeter_tvm import load_predictor
+
+    g = load_graph(conv_model(24, 24, 24))      # depthwise, a multiple of 4: NCHWc on onnxruntime
+    odd = load_graph(conv_model(21, 21, 21))    # not: plain NCHW
+    codes = []
+    for graph in (g, odd):
+        kernels = [k for k in load_predictor("ort-cpu").partition(graph) if not k.inserted]
+        codes.append(F.kernel_config(kernels[0], graph)[1][-1])
+    tvm = [k for k in load_predictor("tvm-llvm").partition(g) if not k.inserted]
+    assert codes == [S.LAYOUT_CODES.index("blocked"), S.LAYOUT_CODES.index("plain")]
+    assert F.kernel_config(tvm[0], g)[1][-1] == S.LAYOUT_CODES.index("unknown")
 
 
 def test_every_family_carries_the_generic_cost_block():

@@ -161,6 +161,41 @@ def test_the_bundle_carries_its_samples_so_a_fresh_machine_can_retrain_it(setup)
     assert len(calib) == len(cfg.families) * cfg.calib_per_family + len(cfg.calib_chains)
 
 
+def test_retrain_trains_again_from_the_bundles_own_samples_and_measures_nothing(setup):
+    """``build --retrain BUNDLE``: the same samples and calibration times, new cost models
+    (e.g. after a change of features); nothing measured, the source bundle left untouched."""
+    from nnmeter_tvm.builder.build import retrain
+
+    cfg, rules, tmp = setup
+    _builder(cfg, rules, tmp, FakeBackend()).run(tmp / "bundle")
+    (tmp / "samples.jsonl").unlink()
+    (tmp / "measure.sqlite").unlink()
+    source = json.loads((tmp / "bundle" / "bundle.json").read_text())
+    before = (tmp / "bundle" / "samples.jsonl.gz").read_bytes()
+    result = retrain(tmp / "bundle", tmp / "again", progress=False)
+    meta = json.loads((tmp / "again" / "bundle.json").read_text())
+    assert result.samples == source["build"]["kernel_samples"] and result.measurements > 0
+    assert meta["build"]["retrained_from"]["bundle"] == "ort-cpu"
+    assert meta["build"]["calibration_ms"] == source["build"]["calibration_ms"]
+    assert meta["build"]["runs"] == source["build"]["runs"]  # no run of its own: no measuring
+    assert meta["overhead"]["fixed_ms"] == pytest.approx(0.03, abs=0.02)
+    assert (tmp / "bundle" / "samples.jsonl.gz").read_bytes() == before
+    assert meta["build"]["kernels_timed_this_run"] == 0
+    graph = load_graph(__import__("nnmeter_tvm.zoo", fromlist=["x"]).generate("resnet", 0, 0, 32))
+    assert load_bundle(tmp / "again").predict_graph(graph).total_ms > 0
+
+
+def test_retrain_of_a_bundle_without_samples_is_a_clear_error(setup, tmp_path):
+    from nnmeter_tvm.builder.build import retrain
+    from nnmeter_tvm.errors import BundleError
+
+    cfg, rules, tmp = setup
+    _builder(cfg, rules, tmp, FakeBackend()).run(tmp / "bundle")
+    (tmp / "bundle" / "samples.jsonl.gz").unlink()
+    with pytest.raises(BundleError, match="samples are missing"):
+        retrain(tmp / "bundle", tmp_path / "out", progress=False)
+
+
 def test_a_unit_timed_while_the_machine_drifted_gives_no_sample_until_measured_again(setup):
     """MEASURE.md: a batch whose reference workload drifted is measured again; the builder
     keeps a drifted unit out of training and times it again before the final fit."""

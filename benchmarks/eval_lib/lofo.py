@@ -24,11 +24,9 @@ of the other families) are then retrained with the builder's own ``training.trai
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 
@@ -95,24 +93,6 @@ def build_priors(builder) -> dict[str, list[dict]]:
     return out
 
 
-def _sample_log_path(predictor) -> Path:
-    """The bundle's own copy of its sample log, else (older bundles) the log its build wrote."""
-    build = predictor.meta.get("build") or {}
-    own = build.get("samples") or {}
-    if own.get("file") and predictor.meta.get("source"):
-        path = Path(predictor.meta["source"]) / own["file"]
-    else:
-        path = Path(build.get("sample_log") or "").expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"the predictor's sample log {str(path)!r} is not on this "
-                                "machine (a bundle built before samples.jsonl.gz was shipped); "
-                                "leave-one-family-out needs the kernel samples it was built from")
-    if own.get("sha256") and hashlib.sha256(path.read_bytes()).hexdigest() != own["sha256"]:
-        raise ValueError(f"{path}: checksum differs from the bundle's build.samples; rebuild "
-                         "the bundle or restore the file")
-    return path
-
-
 def read_samples(predictor) -> tuple[list[dict], dict, object]:
     """The bundle's kernel samples, each tagged with its log ``unit``, its build config and
     the ``Builder`` that read them (its calibration models serve the overhead refits).
@@ -121,21 +101,10 @@ def read_samples(predictor) -> tuple[list[dict], dict, object]:
     specs) and derives the samples from the log with the current rules; the same derivation
     (``Builder.rows``) is used here, with the bundle's predictor to partition.
     """
-    import dataclasses
+    from nnmeter_tvm.builder.build import bundle_builder
 
-    from nnmeter_tvm import features
-    from nnmeter_tvm.builder.build import BuildConfig, Builder, SampleLog
-
-    build = predictor.meta.get("build") or {}
-    path, config = _sample_log_path(predictor), dict(build.get("config") or {})
-    names = {f.name for f in dataclasses.fields(BuildConfig)}
-    cfg = BuildConfig(**{k: (tuple(v) if isinstance(v, list) else v)
-                         for k, v in config.items() if k in names})
-    builder = Builder(cfg, store=path)
-    context = (build.get("samples") or {}).get("context")
-    if context:  # the bundle's own units, whatever backend version and CPU this machine has
-        builder.log = SampleLog(path, **context)
-    builder.features, builder.predictor = features, predictor
+    builder = bundle_builder(predictor)
+    config = dict((predictor.meta.get("build") or {}).get("config") or {})
     samples = [dict(row, unit=unit["unit"]) for unit in builder.log.units.values()
                for row in builder.rows(unit)]
     return samples, config, builder
@@ -232,10 +201,12 @@ def evaluate(predictor, entries, feats, measured, store, rounds=None, without=()
     from . import baselines, metrics
     from .dataset import log
 
+    from nnmeter_tvm.errors import NNMeterError
+
     fams = np.array([e.item.family for e in entries])
     try:
         samples, config, builder = read_samples(predictor)
-    except (FileNotFoundError, KeyError, TypeError, ValueError) as exc:
+    except (NNMeterError, KeyError, TypeError, ValueError) as exc:
         log(f"lofo skipped: {type(exc).__name__}: {exc}")
         return {"skipped": f"{type(exc).__name__}: {exc}"}, {}
     from nnmeter_tvm.builder.build import origin_kind

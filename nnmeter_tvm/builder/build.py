@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backends.protocol import DRIFT_LIMIT, ProtocolConfig, within_drift
-from ..errors import MeasurementError, NNMeterError, unknown_name
+from ..errors import BundleError, MeasurementError, NNMeterError, unknown_name
 from .kernel_models import (build_model, chain_model, pack_specs, scope_of, spec_from_kernel,
                             spec_key, specs_by_scope)
 from .sampler import Sampler, prior_from_kernels
@@ -240,12 +240,14 @@ class _Truth:
         return self.op
 
 
-def truth_kernels(graph, truth, block: int = 0) -> list[tuple[object, float]]:
+def truth_kernels(graph, truth, block: int = 0, predictor=None) -> list[tuple[object, float]]:
     """The backend's own kernels as :class:`Kernel` records, with their times.
 
     Samples are the kernels the backend really ran, whatever our partition forms, so the cost
     models stay right when the rules change.  Members are put in graph order; the anchor is the
-    first compute op (as in the partition).  An inserted reorder converts, by its neighbour in
+    first compute op (as in the partition).  With ``predictor``, each kernel gets the layout its
+    partition runs the anchor in (``attrs["layout"]``, the features' context), as a prediction
+    of the same graph would.  An inserted reorder converts, by its neighbour in
     execution order, the first outside input of the next kernel (to blocked) or the last output
     of the previous one (from blocked).
     """
@@ -254,6 +256,9 @@ def truth_kernels(graph, truth, block: int = 0) -> list[tuple[object, float]]:
 
     truth = [_Truth(**t) if isinstance(t, dict) else t for t in truth]
     order = {n.name: i for i, n in enumerate(graph.nodes)}
+    layouts = {} if predictor is None else {
+        n: k.attrs["layout"] for k in predictor.partition(graph) if k.attrs.get("layout")
+        for n in k.nodes}
     out = []
     real = [i for i, t in enumerate(truth) if t.nodes]
     for i, t in enumerate(truth):
@@ -266,8 +271,10 @@ def truth_kernels(graph, truth, block: int = 0) -> list[tuple[object, float]]:
             nodes = [graph.node(n) for n in names]
             anchor = next((n for n in nodes if category(n.op) == "compute"), nodes[0])
             ops = tuple(n.op for n in nodes)
+            layout = layouts.get(anchor.name)
             out.append((Kernel(name=names[0], type=kernel_type(ops), nodes=tuple(names),
-                               anchor=anchor.name, ops=ops), t.ms))
+                               anchor=anchor.name, ops=ops,
+                               attrs={"layout": layout} if layout else {}), t.ms))
             continue
         to_blocked = "Input" in t.op_type
         if to_blocked:
@@ -417,7 +424,7 @@ class Builder:
         graph, specs = self._unit_graph(unit), None
         if unit["kind"] == "pack":
             specs = specs_by_scope(unit["specs"])
-        matched = truth_kernels(graph, unit["kernels"], self._block())
+        matched = truth_kernels(graph, unit["kernels"], self._block(), self.predictor)
         return _sample_rows(graph, matched, self.features, unit["origin"], specs=specs)
 
     def _unit_graph(self, unit: dict):
@@ -617,9 +624,9 @@ class Builder:
         return fit_overhead([r[3] for r in rows], sums, [len(r[2]) for r in rows])
 
     def calibration_rows(self, predictor, measure: bool = True, known=None) -> list:
-        """(family, graph, kernels, measured ms) of the calibration models; ``measure=False``
-        reads only what the store holds, or ``known`` (store key -> ms, a bundle's
-        ``build.calibration_ms``): leave-one-family-out refits the overhead so.  The
+        """(family, graph, kernels, measured ms) of the calibration models; ``known`` (store
+        key -> ms, a bundle's ``build.calibration_ms``) comes first, and ``measure=False``
+        measures nothing: leave-one-family-out and a retraining refit the overhead so.  The
         kernels are the backend's own where the log has the model's in-situ profile (the
         overhead is a property of how the backend runs, so it is fitted apart from any error
         of our partition), else our partition's.  Each time used is kept in ``calib_ms``."""
@@ -640,7 +647,8 @@ class Builder:
             self.calib_ms[key] = ms
             if unit and unit["kernels"]:
                 graph = self._unit_graph(unit)
-                kernels = [k for k, _ in truth_kernels(graph, unit["kernels"], self._block())]
+                kernels = [k for k, _ in truth_kernels(graph, unit["kernels"], self._block(),
+                                                       predictor)]
             else:
                 graph = load_graph(self._calibration_model(family, index))
                 kernels = [k for k in predictor.partition(graph) if not k.attrs.get("view")]
@@ -705,18 +713,19 @@ class Builder:
 
     def _calibration_ms(self, store, key, family, index, measure, known,
                         attempts: int | None = None) -> float | None:
-        """A calibration model's whole-run median: from the store, else ``known``, else
+        """A calibration model's whole-run median: ``known`` (a bundle's own times: a refit of
+        that bundle uses them, not what this machine's store holds), else from the store, else
         measured now (``measure`` and time left; ``attempts``: the protocol's drift retries,
         None for its default); None when there is none.  A time whose
         reference workload drifted past ``DRIFT_LIMIT`` is not used, as the evaluation drops
         such a measurement (a from-scratch build on a loaded host timed 12 of its 42 models so,
         up to 40 % slow): it is measured again, here or in a resumed build."""
         cfg = self.config
+        if key in known:
+            return float(known[key])
         m = store.get(cfg.backend, key, backend_version=self.log.context["backend_version"])
         if m is not None and not m.steady:
             m = None
-        if m is None and key in known:
-            return float(known[key])
         if m is None:
             if not measure or self._left() < -180:  # past the deadline: fit on what we have
                 return None
@@ -738,9 +747,7 @@ class Builder:
 
     def run(self, out_dir) -> BuildResult:
         from .. import features
-        from ..predictors import Predictor, save_bundle
-        from ..predictors.bundle import machine_info
-        from ..predictors.fallback import GenericModel, generic_stats
+        from ..predictors import Predictor
 
         cfg = self.config
         self.features = features
@@ -803,6 +810,18 @@ class Builder:
         if retimed or drifted:
             self.progress.line(f"drift: {retimed} units timed while the machine drifted were "
                                f"measured again; {drifted} still drifted (no samples)")
+        return self._fit_and_write(out_dir, history, retimed, drifted)
+
+    def _fit_and_write(self, out_dir, history, retimed: int, drifted: int,
+                       source: dict | None = None) -> BuildResult:
+        """The final fit on every sample, the fallback, the overhead fit, and the bundle;
+        ``source``: a retraining's source bundle (what it measured, and a ``record`` of it)."""
+        from .. import features
+        from ..predictors import Predictor, save_bundle
+        from ..predictors.bundle import machine_info
+        from ..predictors.fallback import GenericModel, generic_stats
+
+        cfg = self.config
         results = self.train(cfg.train_rounds)  # the final fit
         self._phase("training")
         models = {f: r.model for f, r in results.items() if r.model is not None}
@@ -827,19 +846,23 @@ class Builder:
             fallback.fit(np.vstack(stats), np.array(ms))
         trained = Predictor(cfg.backend, rules=self.predictor.rules, models=models,
                             fallback=fallback, rules_file=self.rules_file)
-        overhead = self.calibrate(trained)
+        rows = None if source is None else self.calibration_rows(
+            trained, measure=False, known=source["calibration_ms"])
+        overhead = self.calibrate(trained, rows)
         trained.overhead = {k: overhead[k] for k in ("fixed_ms", "per_kernel_ms", "scale")}
         self._phase("overhead_fit")  # with calibration models measured again (drifted)
         seconds = time.monotonic() - self.start
-        self.log.add_run(seconds, self.measured_now)
+        if source is None:  # a retraining measured nothing (and its log is a bundle's)
+            self.log.add_run(seconds, self.measured_now)
         units = list(self.log.units.values())
         build_meta = {
-            "config": asdict(cfg),
+            "config": source["config"] if source else asdict(cfg),
             "seconds": round(seconds, 1),
             "phases": dict(self.phases),  # this run's seconds per step
-            # every finished run on this sample log (a stopped one is not recorded)
-            "runs": [{k: r[k] for k in ("seconds", "kernels_timed", "date")}
-                     for r in self.log.runs],
+            # every finished run on this sample log (a stopped one is not recorded); a
+            # retraining has none of its own: the measuring runs of its source
+            "runs": source["runs"] if source else
+                    [{k: r[k] for k in ("seconds", "kernels_timed", "date")} for r in self.log.runs],
             "kernel_samples": len(samples),
             "kernels_timed": self.log.kernel_measurements(),
             "kernels_timed_this_run": self.measured_now,
@@ -854,14 +877,18 @@ class Builder:
             "rounds": history,
             "overhead_fit": overhead,
             "fallback_fit_on": fallback.fitted_on,
-            "sample_log": str(self.log.path),  # where this build appended (to resume)
+            # where this build appended (to resume); a retraining appended nowhere
+            "sample_log": source["sample_log"] if source else str(self.log.path),
             "zoo": {"seed": cfg.zoo_seed, "input_size": cfg.input_size,
                     "note": f"built from zoo seed {cfg.zoo_seed}; evaluate on other seeds"},
         }
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         build_meta["samples"] = self.log.export(Path(out_dir) / SAMPLES_FILE)
         build_meta["calibration_ms"] = dict(sorted(self.calib_ms.items()))
-        trained.meta = {"name": cfg.backend, "machine": machine_info(), "build": build_meta}
+        if source is not None:
+            build_meta["retrained_from"] = source["record"]
+        machine = source["machine"] if source else machine_info()  # where the samples were timed
+        trained.meta = {"name": cfg.backend, "machine": machine, "build": build_meta}
         path = save_bundle(trained, out_dir, rules_file=self.rules_file)
         self.progress.line(f"bundle written: {path} ({seconds:.0f} s, {len(samples)} samples; "
                            + ", ".join(f"{k} {v:.0f} s" for k, v in self.phases.items()) + ")")
@@ -873,6 +900,57 @@ class Builder:
 def _frac(values) -> float | None:
     values = [bool(v) for v in values]
     return sum(values) / len(values) if values else None
+
+
+def bundle_builder(predictor) -> "Builder":
+    """A Builder over the samples a bundle carries (its ``samples.jsonl.gz``, checked against
+    the bundle's checksum), with the bundle's build config, partitioning with its rules."""
+    from dataclasses import fields
+
+    from .. import features
+
+    build_meta = predictor.meta.get("build") or {}
+    own = build_meta.get("samples") or {}
+    if not (own.get("file") and predictor.meta.get("source")):
+        raise BundleError(f"predictor {predictor.name!r} carries no kernel samples (a "
+                          "bundle built before samples.jsonl.gz was shipped); rebuild it")
+    path = Path(predictor.meta["source"]) / own["file"]
+    if not path.is_file():
+        raise BundleError(f"{path}: the bundle's kernel samples are missing; restore the "
+                          "file or rebuild the bundle")
+    if own.get("sha256") and hashlib.sha256(path.read_bytes()).hexdigest() != own["sha256"]:
+        raise BundleError(f"{path}: checksum differs from the bundle's build.samples; "
+                          "restore the file or rebuild the bundle")
+    names = {f.name for f in fields(BuildConfig)}
+    cfg = BuildConfig(**{k: (tuple(v) if isinstance(v, list) else v)
+                         for k, v in (build_meta.get("config") or {}).items() if k in names})
+    builder = Builder(cfg, store=path)
+    if own.get("context"):  # the bundle's own units, whatever backend version and CPU is here
+        builder.log = SampleLog(path, **own["context"])
+    builder.features, builder.predictor = features, predictor
+    return builder
+
+
+def retrain(bundle, out_dir, progress: bool = True) -> BuildResult:
+    """A bundle trained again from the samples and calibration times another bundle carries,
+    measuring nothing: after a change of features or training, the same measurements give
+    new cost models (its ``build.retrained_from`` names the source)."""
+    from ..predictors import load_predictor
+
+    src = load_predictor(bundle)
+    builder = bundle_builder(src)
+    builder.progress = Progress(progress)
+    builder.rules_file = src.rules_file  # the rules its samples were partitioned with
+    build_meta = src.meta.get("build") or {}
+    history = build_meta.get("rounds") or []
+    drifted = len(builder.log.drifted_units())
+    return builder._fit_and_write(out_dir, history, 0, drifted, source={
+        "record": {"bundle": src.name, "created": src.meta.get("created"),
+                   "schema_version": src.meta.get("schema_version"),
+                   "seconds": build_meta.get("seconds")},
+        "machine": src.meta.get("machine"), "config": build_meta.get("config") or {},
+        "runs": build_meta.get("runs") or [], "sample_log": build_meta.get("sample_log"),
+        "calibration_ms": build_meta.get("calibration_ms") or {}})
 
 
 def build(backend: str, out_dir, store=None, progress: bool = True, rules_file=None,

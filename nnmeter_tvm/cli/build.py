@@ -1,4 +1,6 @@
-"""``nnmeter-tvm build --backend NAME -o DIR``: sample and measure kernels, train, write a bundle."""
+"""``nnmeter-tvm build --backend NAME -o DIR``: sample and measure kernels, train, write a bundle.
+
+``--retrain BUNDLE`` trains again from the samples a bundle carries and measures nothing."""
 from __future__ import annotations
 
 import sys
@@ -7,7 +9,7 @@ import sys
 def add_parser(sub):
     p = sub.add_parser("build", help="build a predictor bundle for a backend (sample, measure, "
                                      "train)")
-    p.add_argument("--backend", required=True, help="ort-cpu or tvm-llvm")
+    p.add_argument("--backend", default=None, help="ort-cpu or tvm-llvm")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="bundle folder to write")
     p.add_argument("--minutes", type=float, default=None,
                    help="time budget for sampling and measuring (default: 15 for ort-cpu, 30 "
@@ -20,20 +22,31 @@ def add_parser(sub):
     p.add_argument("--rules", default=None, metavar="FILE",
                    help="fusion rules to partition with (default rules/<backend>.json)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--retrain", default=None, metavar="BUNDLE",
+                   help="train again from the kernel samples and calibration times this bundle "
+                        "(name or folder) carries, measuring nothing (e.g. after a change of "
+                        "features); the budget options do not apply")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..builder.build import build
+    from ..builder.build import build, retrain
 
-    overrides = {"seed": args.seed}
-    if args.minutes is not None:
-        overrides["minutes"] = args.minutes
-    if args.max_samples is not None:
-        overrides["max_samples"] = args.max_samples
-    result = build(args.backend, args.output, store=args.store,
-                   progress=not args.quiet, rules_file=args.rules, **overrides)
+    if args.retrain:
+        result = retrain(args.retrain, args.output, progress=not args.quiet)
+    elif not args.backend:
+        print("error: build needs --backend NAME (ort-cpu or tvm-llvm), or --retrain BUNDLE",
+              file=sys.stderr)
+        return 2
+    else:
+        overrides = {"seed": args.seed}
+        if args.minutes is not None:
+            overrides["minutes"] = args.minutes
+        if args.max_samples is not None:
+            overrides["max_samples"] = args.max_samples
+        result = build(args.backend, args.output, store=args.store,
+                       progress=not args.quiet, rules_file=args.rules, **overrides)
     print(f"bundle {result.bundle}: {result.measurements} kernels timed, {result.samples} "
           f"usable as samples, in {result.seconds:.0f} s")
     for family, info in sorted(result.by_family.items()):
@@ -43,7 +56,7 @@ def run(args) -> int:
     o = result.overhead
     print(f"  overhead: {o.get('form')}: fixed {o.get('fixed_ms', 0):.4f} ms, per kernel "
           f"{o.get('per_kernel_ms', 0):.5f} ms, scale {o.get('scale', 1):.3f}")
-    if result.drifted:
+    if result.drifted and not args.retrain:  # a retraining would not measure them
         print(f"warning: {result.drifted} profiled models were timed while another process "
               "loaded the machine (reference drift > 5 % in every attempt) and give no samples; "
               "run the same command again when it is quieter: the build resumes and measures "

@@ -13,12 +13,12 @@ from __future__ import annotations
 import numpy as np
 
 from .configs import configs_by_family, kernel_config
-from .schema import (FAMILIES, GENERIC_FEATURES, SCHEMA_VERSION, conv_family, family_of,
-                     feature_names, generic_columns, raw_fields)
+from .schema import (FAMILIES, GENERIC_FEATURES, READS_SCHEMAS, SCHEMA_VERSION, conv_family,
+                     family_of, feature_names, generic_columns, raw_fields)
 from ..errors import unknown_name
 from ..extension import REBUILD, load_extension
 
-__all__ = ["SCHEMA_VERSION", "FAMILIES", "GENERIC_FEATURES", "family_of", "conv_family",
+__all__ = ["SCHEMA_VERSION", "READS_SCHEMAS", "FAMILIES", "GENERIC_FEATURES", "family_of", "conv_family",
            "feature_names", "raw_fields", "generic_columns", "kernel_config", "configs_by_family",
            "encode", "encode_all", "conv_flops_params"]
 
@@ -36,7 +36,8 @@ def _extension():
             f"nnmeter_tvm._features was built for feature schema {ext.SCHEMA_VERSION}, this "
             f"package defines schema {SCHEMA_VERSION}; rebuild it ({REBUILD}).")
     for name, fam in FAMILIES.items():
-        if tuple(ext.raw_fields(name)) != fam.raw or tuple(ext.feature_names(name)) != fam.features:
+        if tuple(ext.raw_fields(name)) != fam.encoded_raw or \
+                tuple(ext.feature_names(name)) != fam.encoded_raw + fam.derived:
             raise ImportError(
                 f"nnmeter_tvm._features disagrees with features/schema.py on family {name!r} "
                 f"(schema {SCHEMA_VERSION}); fix cpp_ext/features.cpp or schema.py, then rebuild.")
@@ -48,16 +49,25 @@ def encode(family: str, configs, exact: bool = False) -> np.ndarray:
     """Features of ``configs`` (N x raw width, or one row) of ``family``: float32, N x F.
 
     ``exact=True`` returns float64 instead (FLOPs of large kernels exceed float32's integers).
+    The compiled encoder reads the rows but their context block, which goes last, unchanged.
     """
     if family not in FAMILIES:
         raise unknown_name("feature family", family, FAMILIES)
-    return (_ext or _extension()).encode(family, configs, exact)
+    fam = FAMILIES[family]
+    rows = np.asarray(configs, dtype=np.float64)
+    if rows.ndim == 1:
+        rows = rows[None, :]
+    if rows.ndim != 2 or rows.shape[1] != fam.raw_width:
+        raise ValueError(f"feature family {family!r} expects configs of shape "
+                         f"(N, {fam.raw_width}), got {rows.shape}")
+    inner = len(fam.encoded_raw)
+    x = (_ext or _extension()).encode(family, np.ascontiguousarray(rows[:, :inner]), exact)
+    return np.hstack([x, rows[:, inner:].astype(x.dtype)])
 
 
 def encode_all(configs: dict) -> dict:
     """``encode`` over a ``configs_by_family`` result: family -> feature matrix."""
-    enc = (_ext or _extension()).encode
-    return {fam: enc(fam, raw) for fam, raw in configs.items()}
+    return {fam: encode(fam, raw) for fam, raw in configs.items()}
 
 
 def conv_flops_params(configs) -> tuple[np.ndarray, np.ndarray]:
@@ -67,5 +77,5 @@ def conv_flops_params(configs) -> tuple[np.ndarray, np.ndarray]:
     groups are honoured).  Returns two float64 arrays of length N.
     """
     feats = FAMILIES["conv"].features
-    x = (_ext or _extension()).encode("conv", configs, True)  # float64: exact counts
+    x = encode("conv", configs, True)  # float64: exact counts
     return x[:, feats.index("flops")], x[:, feats.index("params")]

@@ -12,7 +12,7 @@ import numpy as np
 
 from .schema import (BINARY_OPS, ELEMENTWISE_OPS, EPILOGUE_COUNTS, EPILOGUE_FREE, EPILOGUE_KIND,
                      FAMILIES, MOVEMENT_OPS, PAD_MODES, REDUCE_OPS, RESIZE_MODES, SOFTMAX_OPS,
-                     SPLIT_OPS, FAMILY_OF_OP, anchor_op, family_of)
+                     SPLIT_OPS, FAMILY_OF_OP, LAYOUT_CODES, anchor_op, family_of)
 from ..errors import unknown_name
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1, "uint8": 1,
@@ -29,6 +29,14 @@ _CODE = {name: {op: i for i, op in enumerate(table)} for name, table in (
     ("movement", MOVEMENT_OPS), ("softmax", SOFTMAX_OPS), ("reduce", REDUCE_OPS))}
 _RESIZE = {m: i for i, m in enumerate(RESIZE_MODES)}
 _PAD = {m: i for i, m in enumerate(PAD_MODES)}
+_PLAIN, _BLOCKED = LAYOUT_CODES.index("plain"), LAYOUT_CODES.index("blocked")
+
+
+def _context(kernel) -> list:
+    """The context block: the layout the partition runs the kernel in (``attrs["layout"]``:
+    "plain", or the name of the backend's blocked layout; absent: unknown)."""
+    layout = kernel.attrs.get("layout")
+    return [0 if not layout else _PLAIN if layout == "plain" else _BLOCKED]
 
 
 def nchw(shape) -> tuple[int, int, int, int]:
@@ -327,16 +335,16 @@ def _epilogue(kernel, graph, anchor) -> list:
 
 def _row(kernel, graph, family: str) -> list:
     if family == "layout":
-        return _layout(kernel)
+        return _layout(kernel) + _context(kernel)
     nodes = kernel.nodes
     anchor = kernel.anchor or (nodes[0] if nodes else None)
     if anchor is None:  # an empty, non-inserted kernel: nothing to cost but its existence
-        return [0] * (FAMILIES["generic"].raw_width - 1) + [4]
+        return [0] * (len(FAMILIES["generic"].encoded_raw) - 1) + [4] + _context(kernel)
     node = graph.node(anchor)
     row = _EXTRACT[family](node, kernel)
     row += _EP_ZERO if len(nodes) == 1 else _epilogue(kernel, graph, anchor)
     row.append(DTYPE_BYTES.get(node.dtype, 4))
-    return row
+    return row + _context(kernel)
 
 
 def kernel_config(kernel, graph, family: str | None = None) -> tuple[str, np.ndarray]:
@@ -351,7 +359,8 @@ def kernel_config(kernel, graph, family: str | None = None) -> tuple[str, np.nda
     if family == "generic" and kernel.inserted:  # a reorder read as bytes moved
         n, c, h, w, _, _, db = _layout(kernel)
         e = n * c * h * w
-        return family, np.array([0, 0, e, e, 1, 1] + _EP_ZERO + [db], dtype=np.float64)
+        return family, np.array([0, 0, e, e, 1, 1] + _EP_ZERO + [db] + _context(kernel),
+                                dtype=np.float64)
     return family, np.array(_row(kernel, graph, family), dtype=np.float64)
 
 

@@ -199,5 +199,7 @@ def encode_reference(name: str, configs, exact: bool = False) -> np.ndarray:
     _REF[name](raw, derived)
     missing = set(fam.derived) ^ set(derived)
     assert not missing, f"reference for {name!r} disagrees with the schema on {sorted(missing)}"
-    cols = [x] + [np.broadcast_to(derived[f], (x.shape[0],))[:, None] for f in fam.derived]
+    inner = len(fam.encoded_raw)
+    cols = [x[:, :inner]] + [np.broadcast_to(derived[f], (x.shape[0],))[:, None]
+                             for f in fam.derived] + [x[:, inner:]]
     return np.hstack(cols).astype(np.float64 if exact else np.float32)

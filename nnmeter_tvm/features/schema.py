@@ -28,8 +28,15 @@ Conventions of the derived features (the C++ encoder and ``reference.py`` follow
 * Shapes of any rank are read as NCHW by :func:`nchw`: missing trailing dims are 1, dims beyond
   the fourth fold into W.
 
+Every family's raw row ends with the **context block** (``CONTEXT``): not the kernel's shapes but
+how the backend runs it, as the partition decided (``layout``: indexes ``LAYOUT_CODES``; on
+onnxruntime a depthwise conv with channels not a multiple of 4 runs in plain NCHW, 10-15x slower
+than the same conv in NCHWc).  The compiled encoder never reads it; its columns are placed after
+the derived features, last, so that a schema-1 bundle (trained before the block existed, its
+trees never reading a column past its own width) still applies (``READS_SCHEMAS``).
+
 Change any of this -- a field, a name, an order, a formula -- and bump ``SCHEMA_VERSION`` (and
-the same constant in ``cpp_ext/features.cpp``): bundles trained under another version are
+the same constant in ``cpp_ext/feature_encoder.h``): bundles trained under another version are
 refused, and the extension refuses to run against another version of this table.
 """
 from __future__ import annotations
@@ -38,7 +45,9 @@ from dataclasses import dataclass
 
 from ..errors import unknown_name
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# older schemas whose features are a prefix of this one's (their bundles still apply)
+READS_SCHEMAS = (1,)
 
 # ---------------------------------------------------------------------------------- op tables
 # Op codes are indexes into these tuples (a raw field ``op_code``).  Append only; bump the version.
@@ -53,6 +62,9 @@ RESIZE_MODES = ("nearest", "linear", "cubic")
 PAD_MODES = ("constant", "reflect", "edge")
 # layout kernels: direction of the reorder (0 when the backend does not say)
 LAYOUT_DIRECTIONS = ("unknown", "to_blocked", "from_blocked")
+# the context field ``layout``: how the partition says the backend runs a kernel ("unknown":
+# the backend has no layout rules, or the kernels were formed elsewhere)
+LAYOUT_CODES = ("unknown", "plain", "blocked")
 
 # anchor op -> family (an op missing here, e.g. ``unknown``, is costed by ``generic``)
 FAMILY_OF_OP: dict[str, str] = {
@@ -96,6 +108,7 @@ EPILOGUE_FIELDS = EPILOGUE_COUNTS + ("ep_extra_elems",)
 EPILOGUE_DERIVED = ("ep_ops", "ep_flops", "ep_bytes_in")
 
 COST = ("flops", "params", "bytes_in", "bytes_weight", "bytes_out", "arith_intensity")
+CONTEXT = ("layout",)
 
 
 def align(name: str) -> tuple[str, ...]:
@@ -105,16 +118,23 @@ def align(name: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Family:
-    """One cost-model family: its ordered raw fields and derived features."""
+    """One cost-model family: its ordered raw fields and derived features.
+
+    ``raw`` is a raw row: the fields the compiled encoder reads (``encoded_raw``), then the
+    context block, which the encoder passes through after its derived features."""
 
     name: str
-    raw: tuple[str, ...]
+    encoded_raw: tuple[str, ...]
     derived: tuple[str, ...]
     doc: str
 
     @property
+    def raw(self) -> tuple[str, ...]:
+        return self.encoded_raw + CONTEXT
+
+    @property
     def features(self) -> tuple[str, ...]:
-        return self.raw + self.derived
+        return self.encoded_raw + self.derived + CONTEXT
 
     @property
     def raw_width(self) -> int:
@@ -122,7 +142,7 @@ class Family:
 
     @property
     def width(self) -> int:
-        return len(self.raw) + len(self.derived)
+        return len(self.features)
 
 
 def _family(name: str, raw: tuple, derived: tuple, doc: str, epilogue: bool = True) -> Family:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..errors import BundleError, unknown_name
 from .cost_model import FamilyModel
-from .fallback import GenericModel
+from .fallback import GenericModel, baseline_from_dict
 
 FORMAT = "nnmeter-tvm-bundle"
 FORMAT_VERSION = 1
@@ -157,11 +157,7 @@ def load_bundle(directory, check_machine: bool = True):
     if meta.get("format_version") != FORMAT_VERSION:
         raise BundleError(f"{meta_path}: bundle format version {meta.get('format_version')!r}, "
                           f"this nnmeter-tvm reads {FORMAT_VERSION}; rebuild the bundle")
-    current = schema_version()
-    if meta.get("schema_version") != current:
-        raise BundleError(f"{root}: built with feature-schema version "
-                          f"{meta.get('schema_version')!r}, this nnmeter-tvm computes version "
-                          f"{current!r}; rebuild it with `nnmeter-tvm build`")
+    _check_schema(root, meta)
     try:
         backend = meta["backend"]["name"]
         families = meta["families"]
@@ -176,7 +172,7 @@ def load_bundle(directory, check_machine: bool = True):
         info = {k: v for k, v in entry.items()
                 if k not in ("file", "sha256", "target", "features", "baseline")}
         try:
-            baseline = GenericModel.from_dict(entry["baseline"]) if entry.get("baseline") else None
+            baseline = baseline_from_dict(entry["baseline"]) if entry.get("baseline") else None
             models[family] = FamilyModel.load(family, path, entry["target"],
                                               entry.get("features", ()), info, baseline)
         except Exception as exc:
@@ -192,6 +188,24 @@ def load_bundle(directory, check_machine: bool = True):
                      else None,
                      overhead=meta.get("overhead"), meta=meta, warnings=warns,
                      name=meta.get("name") or root.name)
+
+
+def _check_schema(root: Path, meta: dict) -> None:
+    """The bundle's feature schema is this one, or an older one whose features are a prefix
+    of this one's (``features.READS_SCHEMAS``: its trees never read the appended columns)."""
+    from .. import features
+
+    got, current = meta.get("schema_version"), schema_version()
+    if got == current:
+        return
+    if got in features.READS_SCHEMAS and isinstance(meta.get("families"), dict):
+        ok = all(tuple(e.get("features") or ()) ==
+                 features.feature_names(f)[:len(e.get("features") or ())]
+                 for f, e in meta["families"].items())
+        if ok:
+            return
+    raise BundleError(f"{root}: built with feature-schema version {got!r}, this nnmeter-tvm "
+                      f"computes version {current!r}; rebuild it with `nnmeter-tvm build`")
 
 
 def _check_file(root: Path, rel: str, sha: str | None) -> Path:

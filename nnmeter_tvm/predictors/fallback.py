@@ -159,6 +159,63 @@ class GenericModel:
         return cls((d["c0"], d["c_flop"], d["c_byte"]), fitted_on=int(d.get("fitted_on", 0)))
 
 
+class LayoutLines:
+    """A family's FLOPs/bytes line fitted apart for each layout its kernels run in (the
+    features' context): one backend path can cost 10x another for the same work (onnxruntime's
+    plain-NCHW depthwise conv against its NCHWc one), which one line cannot follow.  A layout
+    with fewer than ``MIN_ROWS`` samples uses the line of all of them."""
+
+    MIN_ROWS = 8
+
+    def __init__(self, overall: GenericModel, lines: dict[int, GenericModel] | None = None):
+        self.overall = overall
+        self.lines = dict(lines or {})
+
+    @classmethod
+    def fit_encoded(cls, family: str, x, ms) -> "LayoutLines":
+        from .. import features
+
+        stats, ms = generic_stats(features, family, x), np.asarray(ms, dtype=np.float64)
+        codes = _layout_codes(features, family, x)
+        lines = {int(c): GenericModel().fit(stats[codes == c], ms[codes == c])
+                 for c in np.unique(codes) if np.sum(codes == c) >= cls.MIN_ROWS}
+        return cls(GenericModel().fit(stats, ms), lines)
+
+    def predict_encoded(self, family: str, x) -> np.ndarray:
+        from .. import features
+
+        stats = generic_stats(features, family, x)
+        out = self.overall.predict(stats)
+        codes = _layout_codes(features, family, x)
+        for code, line in self.lines.items():
+            at = codes == code
+            if at.any():
+                out[at] = line.predict(stats[at])
+        return out
+
+    def to_dict(self) -> dict:
+        from ..features.schema import LAYOUT_CODES
+
+        return {**self.overall.to_dict(),
+                "by_layout": {LAYOUT_CODES[c]: line.to_dict() for c, line in self.lines.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LayoutLines":
+        from ..features.schema import LAYOUT_CODES
+
+        return cls(GenericModel.from_dict(d), {LAYOUT_CODES.index(name): GenericModel.from_dict(v)
+                                               for name, v in d["by_layout"].items()})
+
+
+def baseline_from_dict(d: dict):
+    """A family baseline from a bundle: one line, or one per layout."""
+    return LayoutLines.from_dict(d) if "by_layout" in d else GenericModel.from_dict(d)
+
+
+def _layout_codes(features, family: str, x) -> np.ndarray:
+    return np.asarray(x)[:, features.feature_names(family).index("layout")].astype(int)
+
+
 def _nnls(a: np.ndarray, b: np.ndarray, iters: int = 200) -> np.ndarray:
     """Small non-negative least squares by active-set elimination (3 unknowns)."""
     free = list(range(a.shape[1]))
