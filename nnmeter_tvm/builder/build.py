@@ -861,8 +861,8 @@ class Builder:
             "phases": dict(self.phases),  # this run's seconds per step
             # every finished run on this sample log (a stopped one is not recorded); a
             # retraining has none of its own: the measuring runs of its source
-            "runs": source["runs"] if source else
-                    [{k: r[k] for k in ("seconds", "kernels_timed", "date")} for r in self.log.runs],
+            "runs": source["runs"] if source else [
+                {k: r[k] for k in ("seconds", "kernels_timed", "date")} for r in self.log.runs],
             "kernel_samples": len(samples),
             "kernels_timed": self.log.kernel_measurements(),
             "kernels_timed_this_run": self.measured_now,

@@ -18,9 +18,9 @@ from .schema import (FAMILIES, GENERIC_FEATURES, READS_SCHEMAS, SCHEMA_VERSION, 
 from ..errors import unknown_name
 from ..extension import REBUILD, load_extension
 
-__all__ = ["SCHEMA_VERSION", "READS_SCHEMAS", "FAMILIES", "GENERIC_FEATURES", "family_of", "conv_family",
-           "feature_names", "raw_fields", "generic_columns", "kernel_config", "configs_by_family",
-           "encode", "encode_all", "conv_flops_params"]
+__all__ = ["SCHEMA_VERSION", "READS_SCHEMAS", "FAMILIES", "GENERIC_FEATURES", "family_of",
+           "conv_family", "feature_names", "raw_fields", "generic_columns", "kernel_config",
+           "configs_by_family", "encode", "encode_all", "conv_flops_params"]
 
 _ext = None
 
