@@ -174,12 +174,14 @@ def _conv_rows(channels, layout=0):
 
 
 def test_a_line_per_layout_follows_two_backend_paths_and_round_trips(tmp_path):
-    """One backend path ten times slower than the other for the same work: the
-    ``logratio_layout`` target prices each against its own line, and the bundle keeps both."""
+    """One backend path ten times slower than the other for the same work: the ``logratio``
+    baseline becomes one line per layout (it cuts the line's held-out error), each path is
+    priced against its own line, and the bundle keeps both."""
     from nnmeter_tvm import features
     from nnmeter_tvm.builder.training import train_family
     from nnmeter_tvm.features.schema import LAYOUT_CODES
     from nnmeter_tvm.predictors import Predictor
+    from nnmeter_tvm.predictors.fallback import LayoutLines
 
     rng = np.random.default_rng(2)
     plain, blocked = LAYOUT_CODES.index("plain"), LAYOUT_CODES.index("blocked")
@@ -189,7 +191,10 @@ def test_a_line_per_layout_follows_two_backend_paths_and_round_trips(tmp_path):
     flops = x[:, names.index("flops")]
     ms = 0.005 + flops / 2e7 * np.where(x[:, -1] == plain, 10.0, 1.0)
     model = train_family("conv", x, ms, feature_names=names, rounds=40,
-                         targets=("logratio_layout",)).model
+                         targets=("logratio",)).model
+    assert isinstance(model.baseline, LayoutLines)
+    errors = model.info["baseline_errors"]
+    assert errors["per_layout"] < 0.5 * errors["one_line"]
     big_plain, big_blocked = _conv_rows([256], plain), _conv_rows([256], blocked)
     true = 0.005 + big_blocked[0, names.index("flops")] / 2e7
     assert abs(model.predict(big_blocked)[0] / true - 1) < 0.15
@@ -203,6 +208,21 @@ def test_a_line_per_layout_follows_two_backend_paths_and_round_trips(tmp_path):
     loaded = load_bundle(tmp_path / "b").models["conv"]
     both = np.vstack([big_plain, big_blocked])
     assert loaded.predict(both) == pytest.approx(model.predict(both))
+
+
+def test_one_line_is_kept_when_the_layouts_cost_alike():
+    from nnmeter_tvm import features
+    from nnmeter_tvm.builder.training import choose_baseline
+    from nnmeter_tvm.features.schema import LAYOUT_CODES
+    from nnmeter_tvm.predictors.fallback import GenericModel
+
+    rng = np.random.default_rng(3)
+    x = np.vstack([_conv_rows(rng.integers(8, 64, 40), LAYOUT_CODES.index(name))
+                   for name in ("plain", "blocked")])
+    ms = 0.005 + x[:, features.feature_names("conv").index("flops")] / 2e7
+    ms *= rng.uniform(0.95, 1.05, len(ms))
+    baseline, errors = choose_baseline("conv", x, ms)
+    assert isinstance(baseline, GenericModel) and errors["per_layout"] > 0.9 * errors["one_line"]
 
 
 def test_logratio_target_round_trips_and_extrapolates(tmp_path):

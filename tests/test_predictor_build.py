@@ -175,7 +175,11 @@ def test_retrain_trains_again_from_the_bundles_own_samples_and_measures_nothing(
     result = retrain(tmp / "bundle", tmp / "again", progress=False)
     meta = json.loads((tmp / "again" / "bundle.json").read_text())
     assert result.samples == source["build"]["kernel_samples"] and result.measurements > 0
-    assert meta["build"]["retrained_from"]["bundle"] == "ort-cpu"
+    assert meta["build"]["retrained_from"][0]["bundle"] == str(tmp / "bundle")
+    again = retrain(tmp / "again", tmp / "third", progress=False)  # the chain is kept
+    chain = json.loads((tmp / "third" / "bundle.json").read_text())["build"]["retrained_from"]
+    assert chain[0]["retrained_from"][0]["bundle"] == str(tmp / "bundle")
+    assert again.samples == result.samples
     assert meta["build"]["calibration_ms"] == source["build"]["calibration_ms"]
     assert meta["build"]["runs"] == source["build"]["runs"]  # no run of its own: no measuring
     assert meta["overhead"]["fixed_ms"] == pytest.approx(0.03, abs=0.02)
@@ -183,6 +187,29 @@ def test_retrain_trains_again_from_the_bundles_own_samples_and_measures_nothing(
     assert meta["build"]["kernels_timed_this_run"] == 0
     graph = load_graph(__import__("nnmeter_tvm.zoo", fromlist=["x"]).generate("resnet", 0, 0, 32))
     assert load_bundle(tmp / "again").predict_graph(graph).total_ms > 0
+
+
+def test_retrain_pools_the_samples_of_several_bundles(setup):
+    """Two builds' samples in one bundle: units profiled in both are taken once (from the
+    first), the measuring runs of both are recorded, the first's calibration times used."""
+    import dataclasses
+
+    from nnmeter_tvm.builder.build import retrain
+
+    cfg, rules, tmp = setup
+    first = _builder(cfg, rules, tmp, FakeBackend()).run(tmp / "a")
+    other = Builder(dataclasses.replace(cfg, seed=1), store=tmp / "other.jsonl",
+                    backend=FakeBackend(), rules_file=rules)
+    other.measure_store = tmp / "measure.sqlite"
+    second = other.run(tmp / "b")
+    pooled = retrain([tmp / "a", tmp / "b"], tmp / "pooled", progress=False)
+    meta = json.loads((tmp / "pooled" / "bundle.json").read_text())
+    assert max(first.samples, second.samples) < pooled.samples <= first.samples + second.samples
+    assert [r["bundle"] for r in meta["build"]["retrained_from"]] == [str(tmp / "a"),
+                                                                       str(tmp / "b")]
+    assert len(meta["build"]["runs"]) == 2
+    source = json.loads((tmp / "a" / "bundle.json").read_text())["build"]
+    assert meta["build"]["calibration_ms"] == source["calibration_ms"]
 
 
 def test_retrain_of_a_bundle_without_samples_is_a_clear_error(setup, tmp_path):

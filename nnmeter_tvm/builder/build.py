@@ -931,26 +931,49 @@ def bundle_builder(predictor) -> "Builder":
     return builder
 
 
-def retrain(bundle, out_dir, progress: bool = True) -> BuildResult:
-    """A bundle trained again from the samples and calibration times another bundle carries,
-    measuring nothing: after a change of features or training, the same measurements give
-    new cost models (its ``build.retrained_from`` names the source)."""
+def retrain(bundles, out_dir, progress: bool = True) -> BuildResult:
+    """A bundle trained again from the samples other bundles carry, measuring nothing: after a
+    change of features or training, the same measurements give new cost models.  ``bundles``:
+    one bundle (name or folder) or several of the same backend, version and CPU, whose samples
+    are pooled (a unit profiled in more than one is taken from the first).  The first gives
+    the build config, the rules and the calibration times; ``build.retrained_from`` names
+    them all."""
     from ..predictors import load_predictor
 
-    src = load_predictor(bundle)
-    builder = bundle_builder(src)
+    names = [bundles] if isinstance(bundles, (str, Path)) else list(bundles)
+    sources = [load_predictor(b, models=False) for b in names]  # samples, not models: any schema
+    builder = bundle_builder(sources[0])
     builder.progress = Progress(progress)
-    builder.rules_file = src.rules_file  # the rules its samples were partitioned with
+    builder.rules_file = sources[0].rules_file  # the rules its samples were partitioned with
+    runs = []
+    for src in sources:
+        log = bundle_builder(src).log if src is not sources[0] else builder.log
+        if log.context != builder.log.context:
+            raise BundleError(f"bundle {src.meta.get('source')}: samples of {log.context}, not "
+                              f"{builder.log.context} as the first bundle's; pool only bundles "
+                              "built with the same backend version on the same CPU")
+        for key, unit in log.units.items():
+            builder.log.units.setdefault(key, unit)
+        runs += (src.meta.get("build") or {}).get("runs") or []
+    first = sources[0].meta.get("build") or {}
+    return builder._fit_and_write(out_dir, first.get("rounds") or [], 0,
+                                  len(builder.log.drifted_units()), source={
+        "record": [_source_record(name, src) for name, src in zip(names, sources)],
+        "machine": sources[0].meta.get("machine"), "config": first.get("config") or {},
+        "runs": runs, "sample_log": first.get("sample_log"),
+        "calibration_ms": first.get("calibration_ms") or {}})
+
+
+def _source_record(name, src) -> dict:
+    """What a retraining says of one source bundle (and of that bundle's own sources)."""
     build_meta = src.meta.get("build") or {}
-    history = build_meta.get("rounds") or []
-    drifted = len(builder.log.drifted_units())
-    return builder._fit_and_write(out_dir, history, 0, drifted, source={
-        "record": {"bundle": src.name, "created": src.meta.get("created"),
-                   "schema_version": src.meta.get("schema_version"),
-                   "seconds": build_meta.get("seconds")},
-        "machine": src.meta.get("machine"), "config": build_meta.get("config") or {},
-        "runs": build_meta.get("runs") or [], "sample_log": build_meta.get("sample_log"),
-        "calibration_ms": build_meta.get("calibration_ms") or {}})
+    record = {"bundle": str(name), "created": src.meta.get("created"),
+              "schema_version": src.meta.get("schema_version"),
+              "seconds": build_meta.get("seconds"),
+              "kernel_samples": build_meta.get("kernel_samples")}
+    if build_meta.get("retrained_from"):
+        record["retrained_from"] = build_meta["retrained_from"]
+    return record
 
 
 def build(backend: str, out_dir, store=None, progress: bool = True, rules_file=None,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..predictors.cost_model import RATIO_TARGETS, TARGETS, FamilyModel, from_target, to_target
+from ..predictors.cost_model import TARGETS, FamilyModel, from_target, to_target
 
 MIN_ROWS = 6  # below this a family stays on the generic fallback
 XGB_PARAMS = {"max_depth": 6, "eta": 0.1, "subsample": 0.9, "colsample_bytree": 0.9,
@@ -21,6 +21,7 @@ XGB_PARAMS = {"max_depth": 6, "eta": 0.1, "subsample": 0.9, "colsample_bytree": 
               "verbosity": 0}
 ROUNDS = 200  # trees per family: prediction time grows with it (see predictors/trees.py)
 SELECT_SPLITS = 5  # random held-out splits the targets are compared on
+LAYOUT_LINES_GAIN = 0.10  # a line per layout must cut the line's held-out error by this much
 
 
 def accuracy(pred, true, tol: float) -> float:
@@ -67,15 +68,41 @@ def predict_raw(booster, target: str, x, base=None) -> np.ndarray:
     return from_target(target, booster.inplace_predict(np.asarray(x, np.float32)), base)
 
 
-def fit_baseline(family: str, x, ms, target: str = "logratio"):
-    """The family's linear FLOPs/bytes model (the ``logratio`` target's baseline), or one
-    per layout (``logratio_layout``)."""
+def fit_baseline(family: str, x, ms):
+    """The family's linear FLOPs/bytes model, the ``logratio`` target's baseline
+    (:func:`choose_baseline`)."""
+    return choose_baseline(family, x, ms)[0]
+
+
+def choose_baseline(family: str, x, ms):
+    """(baseline, line errors): one FLOPs/bytes line, or one per layout where that cuts the
+    line's own error on held-out rows (5-fold, mean |log error|) by ``LAYOUT_LINES_GAIN`` or
+    more.  Judged on the line alone, not through the trees, so the choice is stable (the
+    errors of both are kept in the bundle, ``baseline_errors``)."""
     from .. import features
     from ..predictors.fallback import GenericModel, LayoutLines, generic_stats
 
-    if target == "logratio_layout":
-        return LayoutLines.fit_encoded(family, x, ms)
-    return GenericModel().fit(generic_stats(features, family, x), ms)
+    x, ms = np.asarray(x), np.asarray(ms, dtype=np.float64)
+    one = lambda a, b: GenericModel().fit(generic_stats(features, family, a), b)  # noqa: E731
+    per = lambda a, b: LayoutLines.fit_encoded(family, a, b)  # noqa: E731
+    codes = x[:, features.feature_names(family).index("layout")]
+    if len(ms) < 20 or len(np.unique(codes)) < 2:  # nothing to tell apart
+        return one(x, ms), None
+    errors = {"one_line": _line_error(family, one, x, ms),
+              "per_layout": _line_error(family, per, x, ms)}
+    better = errors["per_layout"] < (1 - LAYOUT_LINES_GAIN) * errors["one_line"]
+    return (per if better else one)(x, ms), errors
+
+
+def _line_error(family: str, fit, x, ms, folds: int = 5) -> float:
+    """Mean |log(line / ms)| of a baseline ``fit`` on held-out rows, ``folds``-fold."""
+    idx = np.random.default_rng(0).permutation(len(ms))
+    errs = []
+    for held in np.array_split(idx, folds):
+        line = fit(np.delete(x, held, axis=0), np.delete(ms, held))
+        pred = np.maximum(line.predict_encoded(family, x[held]), 1e-6)
+        errs.append(np.abs(np.log(pred / ms[held])))
+    return float(np.mean(np.concatenate(errs)))
 
 
 @dataclass
@@ -112,8 +139,8 @@ def _score_targets(family, x, ms, tr, ho, targets, seed, rounds):
     scores, preds = {}, {}
     for target in targets:
         base = None
-        if target in RATIO_TARGETS:  # the held-out rows unseen by the baseline too
-            base = fit_baseline(family, x[tr], ms[tr], target).predict_encoded(family, x)
+        if target == "logratio":  # the held-out rows unseen by the baseline too
+            base = fit_baseline(family, x[tr], ms[tr]).predict_encoded(family, x)
         booster = fit_booster(x[tr], ms[tr], target, seed, rounds,
                               None if base is None else base[tr])
         preds[target] = predict_raw(booster, target, x[ho], None if base is None else base[ho])
@@ -141,18 +168,19 @@ def train_family(family: str, x, ms, keys=None, feature_names=(), seed: int = 0,
     by_target = {t: {**{k: float(np.mean([s[0][t][k] for s in by_split]))
                         for k in ("acc5", "acc10", "rmspe")},
                      "n": by_split[0][0][t]["n"], "splits": len(splits)} for t in targets}
-    # ties go to the earlier target: one line before a line per layout
     best = max(targets, key=lambda t: (by_target[t]["acc10"], by_target[t]["acc5"],
-                                       -by_target[t]["rmspe"], -targets.index(t)))
+                                       -by_target[t]["rmspe"]))
     ho = splits[0][1]
     pred = by_split[0][1][best]
     err = np.abs(pred - ms[ho]) / ms[ho]
     bad = [keys[i] for i, e in zip(ho, err) if e > 0.10] if keys is not None else []
-    baseline = fit_baseline(family, x, ms, best) if best in RATIO_TARGETS else None
+    baseline, line_errors = choose_baseline(family, x, ms) if best == "logratio" else (None, None)
     booster = fit_booster(x, ms, best, seed, rounds,
                           None if baseline is None else baseline.predict_encoded(family, x))
     info = {"samples": samples, "rows": int(len(ms)), "heldout": by_target[best],
             "by_target": by_target}
+    if line_errors:
+        info["baseline_errors"] = line_errors
     model = FamilyModel(family, booster, best, feature_names, info, baseline)
     return FamilyResult(family, model, by_target[best], by_target, len(ms), samples, bad)
 

@@ -22,10 +22,10 @@ def add_parser(sub):
     p.add_argument("--rules", default=None, metavar="FILE",
                    help="fusion rules to partition with (default rules/<backend>.json)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    p.add_argument("--retrain", default=None, metavar="BUNDLE",
-                   help="train again from the kernel samples and calibration times this bundle "
-                        "(name or folder) carries, measuring nothing (e.g. after a change of "
-                        "features); the budget options do not apply")
+    p.add_argument("--retrain", default=None, nargs="+", metavar="BUNDLE",
+                   help="train again from the kernel samples these bundles (names or folders) "
+                        "carry, pooled, measuring nothing (e.g. after a change of features); "
+                        "the first gives the calibration times; the budget options do not apply")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 

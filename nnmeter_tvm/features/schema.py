@@ -30,7 +30,7 @@ Conventions of the derived features (the C++ encoder and ``reference.py`` follow
 
 Every family's raw row ends with the **context block** (``CONTEXT``): not the kernel's shapes but
 how the backend runs it, as the partition decided (``layout``: indexes ``LAYOUT_CODES``; on
-onnxruntime a depthwise conv with channels not a multiple of 4 runs in plain NCHW, at 10-19x the
+onnxruntime a depthwise conv with channels not a multiple of 4 runs in plain NCHW, at 9-19x the
 time of the same conv in NCHWc: ``benchmarks/results/layout_paths-ort-cpu.md``).  The compiled
 encoder never reads it; its columns are placed after the derived features, last, so that a
 schema-1 bundle (trained before the block existed, its trees never reading a column past its

@@ -138,8 +138,11 @@ def save_bundle(predictor, directory, rules_file=None, extra: dict | None = None
 
 
 # ---- load ---------------------------------------------------------------------------------
-def load_bundle(directory, check_machine: bool = True):
-    """Load a bundle folder as a :class:`Predictor`; see the module docstring for the checks."""
+def load_bundle(directory, check_machine: bool = True, models: bool = True):
+    """Load a bundle folder as a :class:`Predictor`; see the module docstring for the checks.
+
+    ``models=False`` reads its metadata and rules only, whatever its feature schema: what a
+    retraining from the samples it carries needs (:func:`nnmeter_tvm.builder.build.retrain`)."""
     from .predictor import Predictor
 
     root = Path(directory)
@@ -157,7 +160,8 @@ def load_bundle(directory, check_machine: bool = True):
     if meta.get("format_version") != FORMAT_VERSION:
         raise BundleError(f"{meta_path}: bundle format version {meta.get('format_version')!r}, "
                           f"this nnmeter-tvm reads {FORMAT_VERSION}; rebuild the bundle")
-    _check_schema(root, meta)
+    if models:
+        _check_schema(root, meta)
     try:
         backend = meta["backend"]["name"]
         families = meta["families"]
@@ -166,14 +170,14 @@ def load_bundle(directory, check_machine: bool = True):
         raise BundleError(f"{meta_path}: missing field {exc}; the bundle is incomplete") from None
 
     rules_file = _check_file(root, rules_meta["file"], rules_meta.get("sha256"))
-    models = {}
-    for family, entry in families.items():
+    loaded = {}
+    for family, entry in (families.items() if models else ()):
         path = _check_file(root, entry["file"], entry.get("sha256"))
         info = {k: v for k, v in entry.items()
                 if k not in ("file", "sha256", "target", "features", "baseline")}
         try:
             baseline = baseline_from_dict(entry["baseline"]) if entry.get("baseline") else None
-            models[family] = FamilyModel.load(family, path, entry["target"],
+            loaded[family] = FamilyModel.load(family, path, entry["target"],
                                               entry.get("features", ()), info, baseline)
         except Exception as exc:
             raise BundleError(f"{path}: cannot load the XGBoost model for family {family!r} "
@@ -183,7 +187,7 @@ def load_bundle(directory, check_machine: bool = True):
     for w in warns:
         _warnings.warn(w, stacklevel=3)
     meta["source"] = str(root)
-    return Predictor(backend, rules_file=rules_file, models=models,
+    return Predictor(backend, rules_file=rules_file, models=loaded,
                      fallback=GenericModel.from_dict(meta["fallback"]) if meta.get("fallback")
                      else None,
                      overhead=meta.get("overhead"), meta=meta, warnings=warns,
@@ -241,8 +245,9 @@ def shipped_names() -> list[str]:
         if SHIPPED.is_dir() else []
 
 
-def load_predictor(name_or_dir="ort-cpu"):
-    """A predictor by shipped name (``"ort-cpu"``, ``"tvm-llvm"``) or a bundle folder.
+def load_predictor(name_or_dir="ort-cpu", models: bool = True):
+    """A predictor by shipped name (``"ort-cpu"``, ``"tvm-llvm"``) or a bundle folder
+    (``models=False``: see :func:`load_bundle`).
 
     A backend name with no shipped bundle yet gives a fallback-only predictor that says so in
     every report.
@@ -254,9 +259,9 @@ def load_predictor(name_or_dir="ort-cpu"):
     text = str(name_or_dir)
     path = Path(text)
     if path.is_dir() or os.sep in text or text.endswith(".json"):
-        return load_bundle(path.parent if path.name == "bundle.json" else path)
+        return load_bundle(path.parent if path.name == "bundle.json" else path, models=models)
     if (SHIPPED / text / "bundle.json").is_file():
-        return load_bundle(SHIPPED / text)
+        return load_bundle(SHIPPED / text, models=models)
     if text in BACKENDS:
         return Predictor(text, warnings=(f"no trained bundle for {text}: every kernel is priced "
                                          "by the generic FLOPs/bytes fallback; build one with "

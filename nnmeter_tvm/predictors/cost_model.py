@@ -10,8 +10,8 @@ Targets (the builder chooses per family by held-out ±10 % accuracy):
   ``ms = base * exp(prediction)``.  Trees cannot extrapolate: beyond the sampled range ``log``
   and ``relerr`` stay at the edge sample's time, while ``logratio`` keeps the edge's ratio to a
   baseline that grows with the work (a 20 ms VGG conv is not priced as the largest sample).
-- ``logratio_layout``: ``logratio`` against one line per layout the kernels run in
-  (:class:`.fallback.LayoutLines`), for families whose backend paths differ ten-fold.
+  The line is fitted per layout the kernels run in (:class:`.fallback.LayoutLines`) where
+  that describes the family clearly better (its backend paths differ ten-fold).
 
 Stored as XGBoost's own JSON (``Booster.save_model("x.json")``), never a pickle; the baseline's
 coefficients go in the bundle's metadata.
@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-TARGETS = ("log", "relerr", "logratio", "logratio_layout")
-RATIO_TARGETS = ("logratio", "logratio_layout")  # those priced against a baseline
+TARGETS = ("log", "relerr", "logratio")
 _MIN_MS = 1e-5
 
 
@@ -32,7 +31,7 @@ def to_target(target: str, ms, base=None):
         return np.log(ms), np.ones_like(ms)
     if target == "relerr":
         return ms, 1.0 / ms ** 2
-    if target in RATIO_TARGETS:
+    if target == "logratio":
         return np.log(ms) - np.log(_base(base, ms)), np.ones_like(ms)
     raise ValueError(f"unknown target {target!r}; valid: {', '.join(TARGETS)}")
 
@@ -41,28 +40,28 @@ def from_target(target: str, raw, base=None) -> np.ndarray:
     raw = np.asarray(raw, dtype=np.float64)
     if target == "log":
         return np.exp(raw)
-    if target in RATIO_TARGETS:
+    if target == "logratio":
         return _base(base, raw) * np.exp(raw)
     return np.maximum(raw, _MIN_MS)
 
 
 def _base(base, like) -> np.ndarray:
     if base is None:
-        raise ValueError("targets 'logratio*' need the baseline ms of every row")
+        raise ValueError("target 'logratio' needs the baseline ms of every row")
     return np.maximum(np.broadcast_to(np.asarray(base, dtype=np.float64), np.shape(like)), _MIN_MS)
 
 
 class FamilyModel:
     """A trained model for one kernel family (``conv``, ``dwconv``, ...); ``baseline`` is the
     family's :class:`.fallback.GenericModel` or :class:`.fallback.LayoutLines` (needed by the
-    ``logratio*`` targets)."""
+    ``logratio`` target)."""
 
     def __init__(self, family: str, booster, target: str, feature_names=(), info=None,
                  baseline=None):
         if target not in TARGETS:
             raise ValueError(f"FamilyModel {family!r}: target must be one of {TARGETS}, got {target!r}")
-        if target in RATIO_TARGETS and baseline is None:
-            raise ValueError(f"FamilyModel {family!r}: target {target!r} needs a baseline")
+        if target == "logratio" and baseline is None:
+            raise ValueError(f"FamilyModel {family!r}: target 'logratio' needs a baseline")
         self.family = family
         self.booster = booster
         self.target = target
@@ -76,7 +75,7 @@ class FamilyModel:
 
     def finish(self, raw, x) -> np.ndarray:
         """ms from the booster's raw output ``raw`` for the encoded rows ``x``."""
-        base = self.baseline_ms(x) if self.target in RATIO_TARGETS else None
+        base = self.baseline_ms(x) if self.target == "logratio" else None
         return from_target(self.target, raw, base)
 
     def predict(self, features) -> np.ndarray:
