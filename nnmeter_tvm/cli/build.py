@@ -1,6 +1,6 @@
 """``nnmeter-tvm build --backend NAME -o DIR``: sample and measure kernels, train, write a bundle.
 
-``--retrain BUNDLE`` trains again from the samples a bundle carries and measures nothing."""
+``--retrain BUNDLE [BUNDLE ...]`` trains again from the samples bundles carry, measuring nothing."""
 from __future__ import annotations
 
 import sys

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .configs import configs_by_family, kernel_config
+from .configs import as_rows, configs_by_family, kernel_config
 from .schema import (FAMILIES, GENERIC_FEATURES, READS_SCHEMAS, SCHEMA_VERSION, conv_family,
                      family_of, feature_names, generic_columns, raw_fields)
 from ..errors import unknown_name
@@ -53,14 +53,8 @@ def encode(family: str, configs, exact: bool = False) -> np.ndarray:
     """
     if family not in FAMILIES:
         raise unknown_name("feature family", family, FAMILIES)
-    fam = FAMILIES[family]
-    rows = np.asarray(configs, dtype=np.float64)
-    if rows.ndim == 1:
-        rows = rows[None, :]
-    if rows.ndim != 2 or rows.shape[1] != fam.raw_width:
-        raise ValueError(f"feature family {family!r} expects configs of shape "
-                         f"(N, {fam.raw_width}), got {rows.shape}")
-    inner = len(fam.encoded_raw)
+    rows = as_rows(family, configs)
+    inner = len(FAMILIES[family].encoded_raw)
     x = (_ext or _extension()).encode(family, np.ascontiguousarray(rows[:, :inner]), exact)
     return np.hstack([x, rows[:, inner:].astype(x.dtype)])
 

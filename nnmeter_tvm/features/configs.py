@@ -39,6 +39,19 @@ def _context(kernel) -> list:
     return [0 if not layout else _PLAIN if layout == "plain" else _BLOCKED]
 
 
+def as_rows(family: str, configs) -> np.ndarray:
+    """``configs`` (one raw row or N) of ``family`` as a float64 N x raw-width matrix, or a
+    ValueError naming the width expected."""
+    width = FAMILIES[family].raw_width
+    rows = np.asarray(configs, dtype=np.float64)
+    if rows.ndim == 1:
+        rows = rows[None, :]
+    if rows.ndim != 2 or rows.shape[1] != width:
+        raise ValueError(f"feature family {family!r} expects configs of shape (N, {width}), "
+                         f"got {rows.shape}")
+    return rows
+
+
 def nchw(shape) -> tuple[int, int, int, int]:
     """Any shape read as (n, c, h, w): missing trailing dims are 1, dims past the fourth fold into w."""
     r = len(shape)

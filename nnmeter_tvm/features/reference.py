@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .configs import as_rows
 from .schema import EPILOGUE_COUNTS, family
 
 
@@ -188,12 +189,7 @@ _REF = {
 def encode_reference(name: str, configs, exact: bool = False) -> np.ndarray:
     """What ``nnmeter_tvm.features.encode`` must return, computed with NumPy."""
     fam = family(name)
-    x = np.asarray(configs, dtype=np.float64)
-    if x.ndim == 1:
-        x = x[None, :]
-    if x.ndim != 2 or x.shape[1] != fam.raw_width:
-        raise ValueError(f"feature family {name!r} expects configs of shape (N, {fam.raw_width}), "
-                         f"got {x.shape}")
+    x = as_rows(name, configs)
     raw = {f: x[:, i] for i, f in enumerate(fam.raw)}
     derived: dict = {}
     _REF[name](raw, derived)
