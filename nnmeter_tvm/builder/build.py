@@ -19,16 +19,17 @@ Pipeline (each step resumable from the sample log):
    (right after step 1, so that a build cut short by its deadline still has them all; one
    whose reference drifted is timed again between packs); the per-run and per-kernel
    overheads (and a scale for profiler times) are fitted on them at the end.
+5. **Bundle.**  Models, rules, the generic fallback fitted on every sample, metadata.
 
 A profiled session gets ``attempts`` protocol attempts, not the protocol's six: on a host that
 changes speed for seconds at a time the six mostly wait, and a drifted model is timed again
 later instead.  ``build.phases`` in the bundle records the seconds each step took.
-5. **Bundle.**  Models, rules, the generic fallback fitted on every sample, metadata.
 
 Samples go to a JSON-lines log (``--store``) as they are measured: a stopped build resumes
 where it stopped, and a rebuild with the same log measures nothing again.  The bundle carries a
 gzipped copy of the log (``samples.jsonl.gz``) and the calibration models' times, so that its
-cost models can be retrained on a subset (leave-one-family-out) on any machine.
+cost models can be retrained, on a subset (leave-one-family-out) or after a change of features
+or training (:func:`retrain`), on any machine.
 """
 from __future__ import annotations
 

@@ -80,13 +80,12 @@ def choose_baseline(family: str, x, ms):
     more.  Judged on the line alone, not through the trees, so the choice is stable (the
     errors of both are kept in the bundle, ``baseline_errors``)."""
     from .. import features
-    from ..predictors.fallback import GenericModel, LayoutLines, generic_stats
+    from ..predictors.fallback import GenericModel, LayoutLines, generic_stats, layout_codes
 
     x, ms = np.asarray(x), np.asarray(ms, dtype=np.float64)
     one = lambda a, b: GenericModel().fit(generic_stats(features, family, a), b)  # noqa: E731
     per = lambda a, b: LayoutLines.fit_encoded(family, a, b)  # noqa: E731
-    codes = x[:, features.feature_names(family).index("layout")]
-    if len(ms) < 20 or len(np.unique(codes)) < 2:  # nothing to tell apart
+    if len(ms) < 20 or len(np.unique(layout_codes(features, family, x))) < 2:  # all one layout
         return one(x, ms), None
     errors = {"one_line": _line_error(family, one, x, ms),
               "per_layout": _line_error(family, per, x, ms)}

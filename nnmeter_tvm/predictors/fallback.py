@@ -176,7 +176,7 @@ class LayoutLines:
         from .. import features
 
         stats, ms = generic_stats(features, family, x), np.asarray(ms, dtype=np.float64)
-        codes = _layout_codes(features, family, x)
+        codes = layout_codes(features, family, x)
         lines = {int(c): GenericModel().fit(stats[codes == c], ms[codes == c])
                  for c in np.unique(codes) if np.sum(codes == c) >= cls.MIN_ROWS}
         return cls(GenericModel().fit(stats, ms), lines)
@@ -186,7 +186,7 @@ class LayoutLines:
 
         stats = generic_stats(features, family, x)
         out = self.overall.predict(stats)
-        codes = _layout_codes(features, family, x)
+        codes = layout_codes(features, family, x)
         for code, line in self.lines.items():
             at = codes == code
             if at.any():
@@ -212,7 +212,8 @@ def baseline_from_dict(d: dict):
     return LayoutLines.from_dict(d) if "by_layout" in d else GenericModel.from_dict(d)
 
 
-def _layout_codes(features, family: str, x) -> np.ndarray:
+def layout_codes(features, family: str, x) -> np.ndarray:
+    """The context column ``layout`` of a family's encoded rows, as integer codes."""
     return np.asarray(x)[:, features.feature_names(family).index("layout")].astype(int)
 
 
