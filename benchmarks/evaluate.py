@@ -218,7 +218,7 @@ def main(argv=None) -> int:
         lofo_block, lofo_models = {"skipped": "--no-lofo"}, {}
     else:
         lofo_block, lofo_models = lofo.evaluate(predictor, done, feats, measured, store,
-                                                rounds=100 if args.quick else None,
+                                                quick=args.quick,
                                                 without=args.lofo_without)
     timing["leave-one-family-out"] = time.monotonic() - t
 

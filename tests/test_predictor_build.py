@@ -159,6 +159,12 @@ def test_the_bundle_carries_its_samples_so_a_fresh_machine_can_retrain_it(setup)
     calib = retrainer.calibration()
     assert sorted(ms for *_, ms in calib) == sorted(pred.meta["build"]["calibration_ms"].values())
     assert len(calib) == len(cfg.families) * cfg.calib_per_family + len(cfg.calib_chains)
+    # --quick: no target selection, each family keeps the bundle's choice
+    quick, _ = eval_lib("lofo").Retrainer(pred, samples, {}, again, rounds=20,
+                                          bundle_targets=True).predictor(lambda s: True)
+    assert quick.models and {f: m.target for f, m in quick.models.items()} == \
+        {f: pred.models[f].target for f in quick.models}
+    assert all(list(m.info["by_target"]) == [m.target] for m in quick.models.values())
 
 
 def test_retrain_trains_again_from_the_bundles_own_samples_and_measures_nothing(setup):

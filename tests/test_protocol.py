@@ -57,6 +57,21 @@ def test_drift_that_never_settles_is_recorded_with_the_best_attempt(fast):
     assert t.drift == pytest.approx(0.2)      # the least-drifting attempt is kept
 
 
+def test_the_wait_before_a_retry_ends_when_the_reference_reads_quiet_twice_in_a_row():
+    reads = []
+    timer = scripted(1.3, 1.3, 1.0, 1.3, 1.0, 1.0, 1.3)
+    ref = ReferenceWorkload(timer=lambda: reads.append(1) or timer())
+    ref.baseline = 1.0
+    protocol.wait_quiet(ref, max_wait_s=60.0, poll_s=0.0)
+    assert len(reads) == 6          # one quiet reading between two drifted ones is not enough
+
+
+def test_the_wait_before_a_retry_is_bounded_while_the_contention_lasts():
+    ref = ReferenceWorkload(timer=lambda: 1.3)
+    ref.baseline = 1.0
+    assert protocol.wait_quiet(ref, max_wait_s=0.05, poll_s=0.01) >= 0.05
+
+
 def test_kept_runs_are_those_of_the_best_attempt_not_the_last(fast):
     """A caller recording one entry per call keeps the best attempt's timed runs: here the
     first attempt (20 % drift) beats the later ones, so calls 2..6 (after 2 warm-up runs)."""

@@ -131,18 +131,22 @@ def single_threaded_training():
 class Retrainer:
     """Retrains the bundle's cost models on a subset of its samples (the builder's training)."""
 
-    def __init__(self, predictor, samples, config: dict, builder, rounds: int | None = None):
+    def __init__(self, predictor, samples, config: dict, builder, rounds: int | None = None,
+                 bundle_targets: bool = False):
         self.base = predictor
         self.samples = samples
         self.config = config
         self.builder = builder
         self.rounds = rounds
+        # True: each family keeps the target the bundle chose (no target selection, which is
+        # 5 held-out splits x 3 targets of fits: --quick)
+        self.bundle_targets = bundle_targets
         self._calib = None
 
     def predictor(self, keep) -> "object":
         """A Predictor trained on the samples ``keep(sample)`` accepts."""
         from nnmeter_tvm import features
-        from nnmeter_tvm.builder.training import ROUNDS, train_family
+        from nnmeter_tvm.builder.training import ROUNDS, TARGETS, train_family
         from nnmeter_tvm.predictors import Predictor
         from nnmeter_tvm.predictors.fallback import GenericModel, generic_stats
 
@@ -155,9 +159,11 @@ class Retrainer:
         for family, rows in sorted(by_family.items()):
             x = features.encode(family, np.array([r["raw"] for r in rows], dtype=np.float64))
             ms = np.array([r["ms"] for r in rows])
+            chosen = self.base.models.get(family) if self.bundle_targets else None
             with single_threaded_training():
                 res = train_family(family, x, ms, None, features.feature_names(family),
-                                   seed=seed, rounds=self.rounds or ROUNDS)
+                                   seed=seed, rounds=self.rounds or ROUNDS,
+                                   targets=TARGETS if chosen is None else (chosen.target,))
             if res.model is not None:
                 models[family] = res.model
             stats.append(generic_stats(features, family, x))
@@ -192,11 +198,12 @@ class Retrainer:
         return fit
 
 
-def evaluate(predictor, entries, feats, measured, store, rounds=None, without=()):
+def evaluate(predictor, entries, feats, measured, store, quick=False, without=()):
     """Leave-one-family-out over the evaluation ``entries`` (their graphs and measured ms):
     the kernel-level predictor retrained per family, and the model-level baselines fitted on
     the other families' models; ``without``: sample origins left out of every retraining
-    (``grid``: what the family-agnostic samples add).  Returns (the report block,
+    (``grid``: what the family-agnostic samples add); ``quick``: 100 boosting rounds and
+    each family's target as the bundle chose it.  Returns (the report block,
     {"pred": per-model predictions})."""
     from . import baselines, metrics
     from .dataset import log
@@ -223,7 +230,8 @@ def evaluate(predictor, entries, feats, measured, store, rounds=None, without=()
     origin = [attrib.families(s) for s in samples]
     if store is not None:
         builder.measure_store = store.path
-    retrainer = Retrainer(predictor, samples, config, builder, rounds=rounds)
+    retrainer = Retrainer(predictor, samples, config, builder, rounds=100 if quick else None,
+                          bundle_targets=quick)
     pred = np.full(len(entries), np.nan)
     counts = {}
     for fam in families:
@@ -253,9 +261,12 @@ def evaluate(predictor, entries, feats, measured, store, rounds=None, without=()
             "sampled spec with the structure of one of its layers, channels within the sampler's "
             "rescaling reach); the overhead refitted without its calibration models.  Model-level "
             "baselines: fitted on every other family's measured models.")
+    if quick:
+        note += ("  --quick: 100 boosting rounds, and each family keeps the target (log / relerr "
+                 "/ logratio) the bundle chose on all samples instead of choosing it again.")
     if without:
         note += (f"  Samples of origin {', '.join(without)} ({dropped}) left out of every "
                  "retraining, the check on all samples included.")
     return ({"methods": methods, "samples": counts, "retrained_all": check, "note": note,
-             "without_origins": list(without), "seconds": round(time.monotonic() - t0, 1)},
+             "without_origins": list(without), "quick": quick, "seconds": round(time.monotonic() - t0, 1)},
             {"pred": pred})

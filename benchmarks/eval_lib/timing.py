@@ -14,7 +14,8 @@ and the protocol's counts (>= 30 runs, >= 0.5 s) apply to clean runs.  Everythin
 protocol's own code and rules: ``protocol.quiet`` (pinned to one core, machine-wide lock, no
 GC), warm-up >= 5 runs and >= 0.2 s, the session's reference workload read before and after;
 when it drifted more than 5 % (memory or cache contention, which the filter cannot see) the
-attempt is repeated after a wait, up to ``MAX_ATTEMPTS``, and the least-drifted one kept (the
+attempt is repeated once the reference reads quiet again (``protocol.wait_quiet``, at most
+2 s x attempt), up to ``MAX_ATTEMPTS``, and the least-drifted one kept (the
 evaluation then measures that model again on its next run).  In the first --quick data, the
 20 models whose two passes both read drift <= 5 % agreed within ±10 % (19 within ±5 %).
 
@@ -94,6 +95,8 @@ def measure_clean(backend, model=None, *, key: str, store=None, runner=None,
                   max_time_s: float = 20.0):
     """A :class:`~nnmeter_tvm.backends.Measurement` of ``model`` (or of an already prepared
     ``runner``) over clean runs only, appended to ``store``."""
+    from nnmeter_tvm.backends import protocol
+
     start = time.perf_counter()
     if runner is None:
         runner = prepare(backend, model, key=key, store=store)
@@ -112,7 +115,8 @@ def measure_clean(backend, model=None, *, key: str, store=None, runner=None,
         wait = min(2.0 * attempt, 8.0)  # outside the lock: let the other process finish
         if time.perf_counter() + wait > deadline:
             break
-        time.sleep(wait)
+        protocol.wait_quiet(protocol.default_reference(), wait, limit=config.drift_limit,
+                            core=got["core"])
     error = None if best["error"] is None else f"{backend.name}: {runner.label}: {best['error']}"
     m = _measurement(backend, key, best["ms"] if error is None else None, best["core"],
                      best["drift"], time.perf_counter() - start, attempt, error)
