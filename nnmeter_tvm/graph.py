@@ -90,6 +90,12 @@ class Graph:
         succ = (c for t in self._by_name[name].outputs for c in self._consumers.get(t, ()))
         return list(dict.fromkeys(succ))
 
+    def tensor_shapes(self) -> dict[str, tuple]:
+        """Shape of every tensor a node reads or writes, by name."""
+        shapes = {x: s for n in self.nodes for x, s in zip(n.inputs, n.input_shapes)}
+        shapes.update({x: s for n in self.nodes for x, s in zip(n.outputs, n.output_shapes)})
+        return shapes
+
     def is_graph_output(self, tensor: str) -> bool:
         return any(o.name == tensor for o in self.outputs)
 

@@ -155,6 +155,10 @@ def test_ort_truth_reports_inserted_reorders_and_eliminated_identity(ort):
     inserted = [k for k in truth.kernels if k.inserted]
     assert inserted and all(k.nodes == () for k in inserted)
     assert {k.op_type for k in inserted} <= {"ReorderInput", "ReorderOutput"}
+    # each names the plain-layout tensor it converts: x into the blocked conv, y out of it
+    assert sorted((k.op_type, k.tensor) for k in inserted) == [("ReorderInput", "x"),
+                                                               ("ReorderOutput", "y")]
+    assert all(k.tensor == "" for k in truth.kernels if not k.inserted)
     assert all(k.ms is None for k in truth.kernels) and truth.total_ms is None
     assert_accounted(truth, model)
 
@@ -386,7 +390,7 @@ def test_cli_truth_json(tmp_path, capsys, private_lock):
     out = json.loads(capsys.readouterr().out)
     assert out["backend"] == "ort-cpu" and out["timed"] is True
     k = [k for k in out["kernels"] if "c" in k["nodes"]][0]
-    assert set(k) == {"name", "op_type", "nodes", "inserted", "ms", "detail"}
+    assert set(k) == {"name", "op_type", "nodes", "inserted", "ms", "detail", "tensor"}
     assert set(k["nodes"]) == {"c", "y"}
 
 
@@ -417,6 +421,32 @@ def test_profiler_times_use_the_kept_runs_and_resolve_below_a_microsecond():
     assert times[1] == pytest.approx(0.002)
 
 
+def test_profiled_reorders_are_matched_by_shape_not_by_their_session_made_names():
+    """onnxruntime numbers its reorders (``ReorderOutput_token_<n>``) in an order that changes
+    from one session to the next: the profiled session's token_18 may be the G2 file's
+    token_19.  Each reorder takes the time of the event with its plain-layout shape."""
+    from types import SimpleNamespace
+
+    from nnmeter_tvm.backends.ort_cpu import _node_times
+    from nnmeter_tvm.backends.protocol import Timing
+
+    def reorder(name, plain):
+        return SimpleNamespace(name=name, op_type="ReorderOutput", input=[f"{name}_in"],
+                               output=[plain])
+    g2 = SimpleNamespace(node=[reorder("ReorderOutput_token_18", "small"),
+                               reorder("ReorderOutput_token_19", "big")])
+    shapes = {"small": (1, 20, 16, 16), "big": (1, 55, 8, 8)}
+    events = [{"cat": "Node", "name": f"ReorderOutput_token_{n}_kernel_time", "dur": dur,
+               "args": {"op_name": "ReorderOutput", "output_type_shape": [{"float": shape}]}}
+              for _ in range(8) for n, dur, shape in ((18, 40, [1, 55, 8, 8]),
+                                                       (19, 3, [1, 20, 16, 16]))]
+    kept = Timing("ok", 0.04, 0.04, 0.04, 8, 1.0, 0.0, 1, None)
+    times = _node_times(events, g2, kept, shapes)
+    assert times == {0: pytest.approx(0.003), 1: pytest.approx(0.040)}
+    # without the shapes (or for a shape unknown), by name as before
+    assert _node_times(events, g2, kept) == {0: pytest.approx(0.040), 1: pytest.approx(0.003)}
+
+
 def test_ort_truth_profiles_several_sessions(ort, monkeypatch):
     """Kernel times are the median over ``profile_sessions`` fresh sessions."""
     from nnmeter_tvm.backends import ort_cpu
@@ -424,9 +454,9 @@ def test_ort_truth_profiles_several_sessions(ort, monkeypatch):
     calls = []
     real = ort_cpu.OrtCpu._profile_session
 
-    def counting(self, loaded, g2, prefix):
+    def counting(self, loaded, g2, prefix, shapes):
         calls.append(prefix)
-        return real(self, loaded, g2, prefix)
+        return real(self, loaded, g2, prefix, shapes)
 
     monkeypatch.setattr(ort_cpu.OrtCpu, "_profile_session", counting)
     monkeypatch.setattr(ort, "profile_sessions", 3)

@@ -167,17 +167,23 @@ def test_the_bundle_carries_its_samples_so_a_fresh_machine_can_retrain_it(setup)
     assert all(list(m.info["by_target"]) == [m.target] for m in quick.models.values())
 
 
+def _bundle_alone(setup):
+    """A bundle built, its build's sample log and measurement store gone: (folder's parent,
+    its bundle.json, the bytes of its samples file)."""
+    cfg, rules, tmp = setup
+    _builder(cfg, rules, tmp, FakeBackend()).run(tmp / "bundle")
+    (tmp / "samples.jsonl").unlink()
+    (tmp / "measure.sqlite").unlink()
+    return (tmp, json.loads((tmp / "bundle" / "bundle.json").read_text()),
+            (tmp / "bundle" / "samples.jsonl.gz").read_bytes())
+
+
 def test_retrain_trains_again_from_the_bundles_own_samples_and_measures_nothing(setup):
     """``build --retrain BUNDLE``: the same samples and calibration times, new cost models
     (e.g. after a change of features); nothing measured, the source bundle left untouched."""
     from nnmeter_tvm.builder.build import retrain
 
-    cfg, rules, tmp = setup
-    _builder(cfg, rules, tmp, FakeBackend()).run(tmp / "bundle")
-    (tmp / "samples.jsonl").unlink()
-    (tmp / "measure.sqlite").unlink()
-    source = json.loads((tmp / "bundle" / "bundle.json").read_text())
-    before = (tmp / "bundle" / "samples.jsonl.gz").read_bytes()
+    tmp, source, before = _bundle_alone(setup)
     result = retrain(tmp / "bundle", tmp / "again", progress=False)
     meta = json.loads((tmp / "again" / "bundle.json").read_text())
     assert result.samples == source["build"]["kernel_samples"] and result.measurements > 0
@@ -410,3 +416,32 @@ def test_calibration_waits_out_drift_only_at_the_overhead_fit(setup):
     b.calibration_rows(b.predictor)
     assert Loaded.attempts == [2, 2, ProtocolConfig().max_attempts, ProtocolConfig().max_attempts]
     assert b._kernel_config().max_attempts == 2
+
+
+def test_reprofile_times_the_same_models_again_and_keeps_the_calibration(setup, monkeypatch):
+    """``build --retrain BUNDLE --reprofile``: every model the samples came from is profiled
+    once more on this machine (after a fix of the profiling), the calibration times kept, the
+    source bundle untouched and no working log left behind."""
+    from nnmeter_tvm.builder.build import retrain
+
+    tmp, source, before = _bundle_alone(setup)
+    fake = FakeBackend()
+    monkeypatch.setattr("nnmeter_tvm.backends.get_backend", lambda name, **kw: fake)
+    result = retrain(tmp / "bundle", tmp / "again", progress=False, reprofile=True)
+    meta = json.loads((tmp / "again" / "bundle.json").read_text())["build"]
+    assert fake.truth_calls == source["build"]["models_profiled"] > 0
+    assert meta["reprofiled"] is True
+    assert meta["kernels_timed_this_run"] == result.measurements > 0
+    assert result.samples == source["build"]["kernel_samples"]
+    assert meta["calibration_ms"] == source["build"]["calibration_ms"]
+    assert fake.measure_calls == 0
+    assert not (tmp / "again" / "reprofile.jsonl").exists()
+    assert (tmp / "bundle" / "samples.jsonl.gz").read_bytes() == before
+
+
+def test_reprofile_without_retrain_is_one_line(tmp_path, capsys):
+    from nnmeter_tvm.cli import main
+
+    assert main(["build", "--backend", "ort-cpu", "--reprofile", "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--reprofile needs --retrain" in err and "\n" not in err

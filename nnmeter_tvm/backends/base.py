@@ -75,6 +75,8 @@ class TruthKernel:
     ``nodes``: the ORIGINAL ONNX node names whose work it does (empty for a kernel the backend
     inserted on its own, ``inserted=True``).  ``ms``: its median time (None when untimed).
     ``detail``: backend-specific notes (domain, fused activation, PrimFunc name).
+    ``tensor``: for an inserted layout kernel, the original tensor it converts (its plain-layout
+    side), when the backend's graph says ("" otherwise).
     """
 
     name: str
@@ -83,6 +85,7 @@ class TruthKernel:
     inserted: bool
     ms: float | None
     detail: str = ""
+    tensor: str = ""
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -20,7 +20,7 @@ from ..errors import BackendError
 from . import protocol
 from .base import (Backend, KernelTruth, Runner, TruthKernel, across_sessions, load, make_inputs,
                    middle_mean)
-from .ort_truth import G1_DISABLED_OPTIMIZERS, map_kernels, node_detail
+from .ort_truth import G1_DISABLED_OPTIMIZERS, map_kernels, node_detail, reorder_tensor
 
 
 
@@ -125,7 +125,8 @@ class OrtCpu(Backend):
                 nodes=tuple(names[i] for i in mk.original),
                 inserted=mk.inserted,
                 ms=_total(times, mk.g2_nodes) if timed else None,
-                detail="; ".join(d for d in (node_detail(n) for n in nodes) if d)))
+                detail="; ".join(d for d in (node_detail(n) for n in nodes) if d),
+                tensor=reorder_tensor(nodes) if mk.inserted else ""))
         return KernelTruth(self.name, self.version(), loaded.label, tuple(kernels),
                            tuple(names[i] for i in sorted(eliminated)), timed, drift)
 
@@ -135,10 +136,14 @@ class OrtCpu(Backend):
         kernel's time depends on where its session's buffers landed (the same 4 µs reorder
         reads 3-11 µs from one session to the next), and the models we predict run in sessions
         of their own."""
-        return across_sessions([self._profile_session(loaded, g2, f"{prefix}{i}")
+        from ..onnx_import import graph_from_proto
+
+        shapes = graph_from_proto(loaded.proto, loaded.label).tensor_shapes()
+        return across_sessions([self._profile_session(loaded, g2, f"{prefix}{i}", shapes)
                                 for i in range(max(1, self.profile_sessions))])
 
-    def _profile_session(self, loaded, g2, prefix: str) -> tuple[dict[int, float], float]:
+    def _profile_session(self, loaded, g2, prefix: str,
+                         shapes: dict) -> tuple[dict[int, float], float]:
         """One profiled session timed under the protocol (warm-up, run counts, drift guard);
         each node's time is the mean of the middle half of its runs in the kept attempt (the
         profiler counts whole microseconds: a median stays on that grid, a trimmed mean
@@ -157,7 +162,7 @@ class OrtCpu(Backend):
             trace.unlink(missing_ok=True)
         if not timing.ok:
             raise BackendError(f"ort-cpu: {loaded.label}: profiling failed: {timing.error}")
-        return _node_times(events, g2, timing), timing.drift
+        return _node_times(events, g2, timing, shapes), timing.drift
 
 
 def _total(times: dict, nodes) -> float | None:
@@ -170,16 +175,32 @@ def _display_name(graph, k: int) -> str:
     return node.name or f"{node.op_type}#{k}"
 
 
-def _node_times(events, g2, timing) -> dict[int, float]:
+_PLAIN_SIDE = {"ReorderInput": "input_type_shape", "ReorderOutput": "output_type_shape"}
+
+
+def _reorder_key(op: str, shape) -> tuple:
+    return ("reorder", op, tuple(int(d) for d in shape))
+
+
+def _node_times(events, g2, timing, shapes: dict | None = None) -> dict[int, float]:
     """ms per G2 node from profiler ``Node`` events (interquartile mean) over the runs of
     ``timing``'s kept attempt (:meth:`Timing.kept`; the others warmed up or drifted).
 
     Events are named ``<node name>_kernel_time``; an unnamed node is reported as
     ``<op>_<internal index>``, so unnamed nodes are matched by op type in execution order.
+    Reorders are matched by their plain-layout shape (``shapes``: the original tensors'):
+    onnxruntime names them ``ReorderOutput_token_<n>`` in an order that changes from one
+    session to the next (the G2 file is another session's): in 36 of 39 zoo models four
+    sessions did not all give each name to the same tensor, so by name a reorder could take
+    another reorder's time.
     """
+    shapes = shapes or {}
     groups: dict[tuple, list[int]] = {}
     for k, n in enumerate(g2.node):
-        groups.setdefault(("name", n.name) if n.name else ("op", n.op_type), []).append(k)
+        plain = shapes.get(reorder_tensor([n])) if shapes and n.op_type in _PLAIN_SIDE else None
+        key = (_reorder_key(n.op_type, plain) if plain else
+               ("name", n.name) if n.name else ("op", n.op_type))
+        groups.setdefault(key, []).append(k)
     named = {n.name for n in g2.node if n.name}
     seen: dict[tuple, int] = {}
     durations: dict[int, list[float]] = {}
@@ -188,7 +209,12 @@ def _node_times(events, g2, timing) -> dict[int, float]:
         if e.get("cat") != "Node" or not name.endswith("_kernel_time"):
             continue
         name = name[: -len("_kernel_time")]
-        key = ("name", name) if name in named else ("op", e.get("args", {}).get("op_name"))
+        args = e.get("args", {})
+        op = args.get("op_name")
+        plain = (args.get(_PLAIN_SIDE[op]) or [None])[0] if op in _PLAIN_SIDE else None
+        reorder = _reorder_key(op, next(iter(plain.values()))) if plain else None
+        key = (reorder if reorder in groups else
+               ("name", name) if name in named else ("op", op))
         ks = groups.get(key)
         if not ks:
             continue

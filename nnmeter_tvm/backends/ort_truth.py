@@ -324,6 +324,17 @@ def _walk_back(g1, g1_prod, tensor, have, mapped):
     return path, reached
 
 
+def reorder_tensor(nodes) -> str:
+    """The plain-layout tensor an inserted ``ReorderInput`` reads or ``ReorderOutput`` writes
+    (an original tensor's name: stage B keeps the plain-layout names), "" for other nodes."""
+    for node in nodes:
+        if node.op_type == "ReorderInput" and node.input:
+            return node.input[0]
+        if node.op_type == "ReorderOutput" and node.output:
+            return node.output[0]
+    return ""
+
+
 def node_detail(node) -> str:
     """Domain, fused activation and fused Sum input of an executed node, for ``detail``."""
     parts = [f"domain={node.domain}"] if node.domain else []

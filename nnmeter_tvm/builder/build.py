@@ -138,7 +138,8 @@ class SampleLog:
 
     def add(self, unit: str, truth=None, error: str | None = None, **info) -> dict:
         kernels = [{"nodes": list(t.nodes), "inserted": bool(t.inserted), "op": t.op_type,
-                    "ms": t.ms} for t in (truth or ()) if t.ms is not None]
+                    "ms": t.ms, **({"tensor": t.tensor} if getattr(t, "tensor", "") else {})}
+                   for t in (truth or ()) if t.ms is not None]
         rec = dict(self.context, type="unit", unit=unit, kernels=kernels, **info)
         if error:
             rec["error"] = error
@@ -231,6 +232,7 @@ class _Truth:
     inserted: bool
     op: str
     ms: float | None
+    tensor: str = ""
 
     @property
     def op_type(self):
@@ -248,9 +250,13 @@ def truth_kernels(graph, truth, block: int = 0, predictor=None) -> list[tuple[ob
     models stay right when the rules change.  Members are put in graph order; the anchor is the
     first compute op (as in the partition).  With ``predictor``, each kernel gets the layout its
     partition runs the anchor in (``attrs["layout"]``, the features' context), as a prediction
-    of the same graph would.  An inserted reorder converts, by its neighbour in
-    execution order, the first outside input of the next kernel (to blocked) or the last output
-    of the previous one (from blocked).
+    of the same graph would.  An inserted reorder converts the tensor the backend names
+    (``tensor``); in a log written before the backend named it, its neighbour's: the first
+    outside input of the next kernel (to blocked) or the last output of the previous one (from
+    blocked).  The guess misses where a reorder does not sit beside the kernel it serves
+    (3 of 439 reorders of 26 zoo models in one reading), and such logs' reorder times are
+    unreliable anyway (``backends.ort_cpu._node_times``): only profiling again
+    (``build --retrain --reprofile``) makes such a log right.
     """
     from ..kernels import Kernel, kernel_type
     from ..ops import category
@@ -260,6 +266,7 @@ def truth_kernels(graph, truth, block: int = 0, predictor=None) -> list[tuple[ob
     layouts = {} if predictor is None else {
         n: k.attrs["layout"] for k in predictor.partition(graph) if k.attrs.get("layout")
         for n in k.nodes}
+    shapes = graph.tensor_shapes()
     out = []
     real = [i for i, t in enumerate(truth) if t.nodes]
     for i, t in enumerate(truth):
@@ -278,7 +285,9 @@ def truth_kernels(graph, truth, block: int = 0, predictor=None) -> list[tuple[ob
                                attrs={"layout": layout} if layout else {}), t.ms))
             continue
         to_blocked = "Input" in t.op_type
-        if to_blocked:
+        if t.tensor and t.tensor in shapes:
+            cands = [(t.tensor, shapes[t.tensor])]
+        elif to_blocked:
             nxt = next((truth[j] for j in real if j > i), None)
             members = set(nxt.nodes) if nxt else set()
             cands = [(x, s) for n in sorted(members & set(order), key=order.__getitem__)
@@ -348,17 +357,13 @@ class Builder:
 
     def __init__(self, config: BuildConfig, store=None, progress: Progress | None = None,
                  backend=None, rules_file=None):
-        from ..backends.machine import describe_machine
-        from ..predictors.bundle import backend_version
-
         self.config = config
         self.progress = progress or Progress(False)
         self._backend = backend
         self.rules_file = rules_file  # None: rules/<backend>.json
         self.measure_store = None  # whole-model measurements: None is the default Store
-        cpu = describe_machine()["cpu_model"]
         path = store or Path("~/.cache/nnmeter-tvm") / f"samples-{config.backend}.jsonl"
-        self.log = SampleLog(path, config.backend, backend_version(config.backend), cpu)
+        self.log = self.new_log(path)
         self.start = time.monotonic()
         # measuring stops here; what is left of the budget is for the final fit
         self.deadline = self.start + 60.0 * config.minutes - min(config.finish_s,
@@ -374,6 +379,14 @@ class Builder:
         self.predictor = None
 
     # -- helpers
+    def new_log(self, path) -> SampleLog:
+        """A sample log at ``path`` for this machine: this backend's version, this CPU."""
+        from ..backends.machine import describe_machine
+        from ..predictors.bundle import backend_version
+
+        return SampleLog(path, self.config.backend, backend_version(self.config.backend),
+                         describe_machine()["cpu_model"])
+
     @property
     def backend(self):
         if self._backend is None:
@@ -450,10 +463,18 @@ class Builder:
             self.progress("retime", n + 1, len(redo), "drifted units measured again")
             if self._left() <= 0:
                 return n
-            info = {k: unit[k] for k in ("kind", "origin", "zoo", "specs", "seed") if k in unit}
-            if not self._measure_unit(unit["unit"], self._unit_model(unit), **info):
+            if not self._measure_unit(unit["unit"], self._unit_model(unit), **_unit_info(unit)):
                 return n
         return len(redo)
+
+    def reprofile(self, units: list[dict]) -> None:
+        """Profile ``units`` (log records, e.g. another log's) again into this log, skipping
+        those it holds already: the same sample plan, timed here and now."""
+        for n, unit in enumerate(units):
+            self.progress("reprofile", n + 1, len(units), unit["unit"][:40])
+            if not self.log.done(unit["unit"]):
+                self._measure_unit(unit["unit"], self._unit_model(unit), **_unit_info(unit))
+        self.retime_drifted()
 
     def _block(self) -> int:
         layout = getattr(self.predictor.rules, "layout", None)
@@ -888,7 +909,9 @@ class Builder:
         build_meta["calibration_ms"] = dict(sorted(self.calib_ms.items()))
         if source is not None:
             build_meta["retrained_from"] = source["record"]
-        machine = source["machine"] if source else machine_info()  # where the samples were timed
+            build_meta["reprofiled"] = bool(source.get("reprofiled"))
+        # where the samples were timed
+        machine = source["machine"] if source and not source.get("reprofiled") else machine_info()
         trained.meta = {"name": cfg.backend, "machine": machine, "build": build_meta}
         path = save_bundle(trained, out_dir, rules_file=self.rules_file)
         self.progress.line(f"bundle written: {path} ({seconds:.0f} s, {len(samples)} samples; "
@@ -932,13 +955,17 @@ def bundle_builder(predictor) -> "Builder":
     return builder
 
 
-def retrain(bundles, out_dir, progress: bool = True) -> BuildResult:
+def retrain(bundles, out_dir, progress: bool = True, reprofile: bool = False) -> BuildResult:
     """A bundle trained again from the samples other bundles carry, measuring nothing: after a
     change of features or training, the same measurements give new cost models.  ``bundles``:
     one bundle (name or folder) or several of the same backend, version and CPU, whose samples
     are pooled (a unit profiled in more than one is taken from the first).  The first gives
     the build config, the rules and the calibration times; ``build.retrained_from`` names
-    them all."""
+    them all.  ``reprofile``: every pooled unit is profiled again on this machine first, after
+    a fix of the profiling (resumable: the log ``out_dir/reprofile.jsonl`` is kept until the
+    bundle is written); the calibration times, whole-model runs no profiling touches, are
+    kept (timed again on a loaded host they moved the fixed overhead from 5 to 18 µs:
+    ``benchmarks/results/reorder-times/``)."""
     from ..predictors import load_predictor
 
     names = [bundles] if isinstance(bundles, (str, Path)) else list(bundles)
@@ -957,12 +984,26 @@ def retrain(bundles, out_dir, progress: bool = True) -> BuildResult:
             builder.log.units.setdefault(key, unit)
         runs += (src.meta.get("build") or {}).get("runs") or []
     first = sources[0].meta.get("build") or {}
-    return builder._fit_and_write(out_dir, first.get("rounds") or [], 0,
-                                  len(builder.log.drifted_units()), source={
+    working = Path(out_dir) / "reprofile.jsonl"
+    if reprofile:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        units = list(builder.log.units.values())
+        builder.log = builder.new_log(working)
+        builder.reprofile(units)
+        builder._phase("reprofile")
+    result = builder._fit_and_write(out_dir, first.get("rounds") or [], 0,
+                                    len(builder.log.drifted_units()), source={
         "record": [_source_record(name, src) for name, src in zip(names, sources)],
         "machine": sources[0].meta.get("machine"), "config": first.get("config") or {},
-        "runs": runs, "sample_log": first.get("sample_log"),
+        "runs": runs, "sample_log": first.get("sample_log"), "reprofiled": reprofile,
         "calibration_ms": first.get("calibration_ms") or {}})
+    working.unlink(missing_ok=True)
+    return result
+
+
+def _unit_info(unit: dict) -> dict:
+    """What a log record says of its model besides its kernels (to profile it again)."""
+    return {k: unit[k] for k in ("kind", "origin", "zoo", "specs", "seed") if k in unit}
 
 
 def _source_record(name, src) -> dict:

@@ -1,6 +1,7 @@
 """``nnmeter-tvm build --backend NAME -o DIR``: sample and measure kernels, train, write a bundle.
 
-``--retrain BUNDLE [BUNDLE ...]`` trains again from the samples bundles carry, measuring nothing."""
+``--retrain BUNDLE [BUNDLE ...]`` trains again from the samples bundles carry, measuring nothing
+(with ``--reprofile``: profiling the same models again first)."""
 from __future__ import annotations
 
 import sys
@@ -26,6 +27,10 @@ def add_parser(sub):
                    help="train again from the kernel samples these bundles (names or folders) "
                         "carry, pooled, measuring nothing (e.g. after a change of features); "
                         "the first gives the calibration times; the budget options do not apply")
+    p.add_argument("--reprofile", action="store_true",
+                   help="with --retrain: profile every model the samples came from again on this "
+                        "machine first (the same sample plan timed anew, e.g. after a fix of the "
+                        "profiling); the calibration times are kept")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -34,7 +39,11 @@ def run(args) -> int:
     from ..builder.build import build, retrain
 
     if args.retrain:
-        result = retrain(args.retrain, args.output, progress=not args.quiet)
+        result = retrain(args.retrain, args.output, progress=not args.quiet,
+                         reprofile=args.reprofile)
+    elif args.reprofile:
+        print("error: --reprofile needs --retrain BUNDLE", file=sys.stderr)
+        return 2
     elif not args.backend:
         print("error: build needs --backend NAME (ort-cpu or tvm-llvm), or --retrain BUNDLE",
               file=sys.stderr)
@@ -56,7 +65,7 @@ def run(args) -> int:
     o = result.overhead
     print(f"  overhead: {o.get('form')}: fixed {o.get('fixed_ms', 0):.4f} ms, per kernel "
           f"{o.get('per_kernel_ms', 0):.5f} ms, scale {o.get('scale', 1):.3f}")
-    if result.drifted and not args.retrain:  # a retraining would not measure them
+    if result.drifted and (args.reprofile or not args.retrain):  # else nothing was measured
         print(f"warning: {result.drifted} profiled models were timed while another process "
               "loaded the machine (reference drift > 5 % in every attempt) and give no samples; "
               "run the same command again when it is quieter: the build resumes and measures "
