@@ -41,3 +41,25 @@ def test_a_named_reorder_takes_its_own_tensors_shape_not_its_neighbours():
     assert reorders(listed)[1] == ("y1", (1, 16, 8, 8), "from_blocked")
     listed[0]["tensor"] = "x"
     assert reorders(listed)[0] == ("x", (1, 16, 8, 8), "to_blocked")
+
+
+def test_predict_measure_shows_the_measured_time_of_each_reorder(tmp_path, capsys, monkeypatch):
+    """`predict --measure` matches kernels by member nodes; a reorder has none and is matched
+    by the tensor it converts."""
+    import json
+
+    import nnmeter_tvm.backends as backends
+    from nnmeter_tvm.backends import ProtocolConfig
+    from nnmeter_tvm.cli import main
+
+    fast = ProtocolConfig(warmup_runs=2, warmup_s=0.0, min_runs=5, min_time_s=0.01,
+                          max_attempts=1, lock_path=str(tmp_path / "cli.lock"))
+    ort = get_backend("ort-cpu", config=fast)
+    monkeypatch.setattr(backends, "get_backend", lambda name: ort)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(two_branch_model().SerializeToString())
+    assert main(["predict", str(path), "--measure", "--json"]) == 0
+    kernels = json.loads(capsys.readouterr().out)["kernels"]
+    reorders = [k for k in kernels if k["type"] == "reorder"]
+    assert {k["name"] for k in reorders} >= {"reorder_input:x", "reorder_output:y1"}
+    assert all(k["measured_ms"] is not None and k["measured_ms"] > 0 for k in reorders)

@@ -259,6 +259,7 @@ def truth_kernels(graph, truth, block: int = 0, predictor=None) -> list[tuple[ob
     (``build --retrain --reprofile``) makes such a log right.
     """
     from ..kernels import Kernel, kernel_type
+    from ..kernels.kernel import reorder_kernel
     from ..ops import category
 
     truth = [_Truth(**t) if isinstance(t, dict) else t for t in truth]
@@ -303,12 +304,7 @@ def truth_kernels(graph, truth, block: int = 0, predictor=None) -> list[tuple[ob
             continue
         tensor, shape = cands[0]
         direction = "to_blocked" if to_blocked else "from_blocked"
-        kind = "reorder_input" if to_blocked else "reorder_output"
-        out.append((Kernel(name=f"{kind}:{tensor}", type="reorder", nodes=(), anchor=None,
-                           ops=("reorder",), inserted=True,
-                           attrs={"tensor": tensor, "shape": tuple(shape),
-                                  "direction": direction, "block": block,
-                                  "dtype": "float32"}), t.ms))
+        out.append((reorder_kernel(tensor, shape, direction, block), t.ms))
     return out
 
 

@@ -34,20 +34,30 @@ def run(args) -> int:
     return 0
 
 
+def _match_key(nodes, name: str):
+    """Kernels match by member nodes; inserted ones, which have none, by name (the tensor
+    they convert)."""
+    return frozenset(nodes) if nodes else name
+
+
 def attach_measurement(report, backend_name: str, model):
     """The report with the backend's measured total and, where the kernels match, per kernel."""
     from ..backends import get_backend
+    from ..kernels.kernel import reorder_name
 
     backend = get_backend(backend_name)
     measured = backend.measure(model)
     per_kernel = {}
     try:
         for truth in backend.kernels(model):
-            if truth.nodes:
-                per_kernel[frozenset(truth.nodes)] = per_kernel.get(frozenset(truth.nodes), 0) + truth.ms
+            tensor = getattr(truth, "tensor", "")
+            if truth.nodes or tensor:
+                key = _match_key(truth.nodes, reorder_name(tensor, "to_blocked" if "Input" in
+                                                           truth.op_type else "from_blocked"))
+                per_kernel[key] = per_kernel.get(key, 0) + truth.ms
     except Exception:  # a backend without a per-kernel view still gives the total
         per_kernel = {}
-    kernels = tuple(dataclasses.replace(k, measured_ms=per_kernel.get(frozenset(k.nodes)))
+    kernels = tuple(dataclasses.replace(k, measured_ms=per_kernel.get(_match_key(k.nodes, k.name)))
                     for k in report.kernels)
     status = getattr(measured, "status", "ok")
     if status not in (None, "ok"):

@@ -26,3 +26,17 @@ class Kernel:
     inserted: bool = False
     rule: str | None = None
     attrs: dict = field(default_factory=dict)
+
+
+def reorder_name(tensor: str, direction: str) -> str:
+    """The name of the layout kernel converting ``tensor`` (``to_blocked`` or
+    ``from_blocked``): predicted and executed reorders are matched by it."""
+    return f"{'reorder_input' if direction == 'to_blocked' else 'reorder_output'}:{tensor}"
+
+
+def reorder_kernel(tensor: str, shape, direction: str, block: int, rule: str | None = None):
+    """An inserted layout kernel (onnxruntime's NCHWc ``ReorderInput``/``ReorderOutput``)."""
+    return Kernel(name=reorder_name(tensor, direction), type="reorder", nodes=(), anchor=None,
+                  ops=("reorder",), inserted=True, rule=rule,
+                  attrs={"tensor": tensor, "shape": tuple(shape), "direction": direction,
+                         "block": block, "dtype": "float32"})

@@ -39,7 +39,7 @@ from typing import NamedTuple
 
 from ..graph import Graph, Node, _jsonable
 from ..ops import category
-from .kernel import Kernel
+from .kernel import Kernel, reorder_kernel
 
 ANCHOR_CATEGORIES = ("compute",)
 
@@ -622,11 +622,8 @@ class _Partitioner:
         return all(self.blocked.get(o, False) for o in c.outputs)
 
     def _reorder(self, tensor: str, shape, direction: str) -> Kernel:
-        kind = "reorder_input" if direction == "to_blocked" else "reorder_output"
-        return Kernel(name=f"{kind}:{tensor}", type="reorder", nodes=(), anchor=None,
-                      ops=("reorder",), inserted=True, rule=f"layout_{self.layout.name}",
-                      attrs={"tensor": tensor, "shape": tuple(shape), "direction": direction,
-                             "block": self.layout.block, "dtype": "float32"})
+        return reorder_kernel(tensor, shape, direction, self.layout.block,
+                              rule=f"layout_{self.layout.name}")
 
 
 def _kernel_name(names: list[str]) -> str:
