@@ -268,5 +268,6 @@ def evaluate(predictor, entries, feats, measured, store, quick=False, without=()
         note += (f"  Samples of origin {', '.join(without)} ({dropped}) left out of every "
                  "retraining, the check on all samples included.")
     return ({"methods": methods, "samples": counts, "retrained_all": check, "note": note,
-             "without_origins": list(without), "quick": quick, "seconds": round(time.monotonic() - t0, 1)},
+             "without_origins": list(without), "quick": quick,
+             "seconds": round(time.monotonic() - t0, 1)},
             {"pred": pred})

@@ -20,7 +20,8 @@ from ..errors import BackendError
 from . import protocol
 from .base import (Backend, KernelTruth, Runner, TruthKernel, across_sessions, load, make_inputs,
                    middle_mean)
-from .ort_truth import G1_DISABLED_OPTIMIZERS, map_kernels, node_detail, reorder_tensor
+from .ort_truth import (G1_DISABLED_OPTIMIZERS, PLAIN_SIDE, map_kernels, node_detail,
+                         reorder_tensor)
 
 
 
@@ -175,9 +176,6 @@ def _display_name(graph, k: int) -> str:
     return node.name or f"{node.op_type}#{k}"
 
 
-_PLAIN_SIDE = {"ReorderInput": "input_type_shape", "ReorderOutput": "output_type_shape"}
-
-
 def _reorder_key(op: str, shape) -> tuple:
     return ("reorder", op, tuple(int(d) for d in shape))
 
@@ -197,7 +195,7 @@ def _node_times(events, g2, timing, shapes: dict | None = None) -> dict[int, flo
     shapes = shapes or {}
     groups: dict[tuple, list[int]] = {}
     for k, n in enumerate(g2.node):
-        plain = shapes.get(reorder_tensor([n])) if shapes and n.op_type in _PLAIN_SIDE else None
+        plain = shapes.get(reorder_tensor([n])) if shapes and n.op_type in PLAIN_SIDE else None
         key = (_reorder_key(n.op_type, plain) if plain else
                ("name", n.name) if n.name else ("op", n.op_type))
         groups.setdefault(key, []).append(k)
@@ -211,7 +209,8 @@ def _node_times(events, g2, timing, shapes: dict | None = None) -> dict[int, flo
         name = name[: -len("_kernel_time")]
         args = e.get("args", {})
         op = args.get("op_name")
-        plain = (args.get(_PLAIN_SIDE[op]) or [None])[0] if op in _PLAIN_SIDE else None
+        plain = (args.get(f"{PLAIN_SIDE[op]}_type_shape") or [None])[0] if op in PLAIN_SIDE \
+            else None
         reorder = _reorder_key(op, next(iter(plain.values()))) if plain else None
         key = (reorder if reorder in groups else
                ("name", name) if name in named else ("op", op))

@@ -324,14 +324,18 @@ def _walk_back(g1, g1_prod, tensor, have, mapped):
     return path, reached
 
 
+#: the plain-layout side of each reorder onnxruntime inserts: a ReorderInput reads a plain
+#: tensor, a ReorderOutput writes one
+PLAIN_SIDE = {"ReorderInput": "input", "ReorderOutput": "output"}
+
+
 def reorder_tensor(nodes) -> str:
     """The plain-layout tensor an inserted ``ReorderInput`` reads or ``ReorderOutput`` writes
     (an original tensor's name: stage B keeps the plain-layout names), "" for other nodes."""
     for node in nodes:
-        if node.op_type == "ReorderInput" and node.input:
-            return node.input[0]
-        if node.op_type == "ReorderOutput" and node.output:
-            return node.output[0]
+        names = getattr(node, PLAIN_SIDE[node.op_type]) if node.op_type in PLAIN_SIDE else ()
+        if names:
+            return names[0]
     return ""
 
 

@@ -259,7 +259,7 @@ def truth_kernels(graph, truth, block: int = 0, predictor=None) -> list[tuple[ob
     (``build --retrain --reprofile``) makes such a log right.
     """
     from ..kernels import Kernel, kernel_type
-    from ..kernels.kernel import reorder_kernel
+    from ..kernels.kernel import reorder_direction, reorder_kernel
     from ..ops import category
 
     truth = [_Truth(**t) if isinstance(t, dict) else t for t in truth]
@@ -285,10 +285,10 @@ def truth_kernels(graph, truth, block: int = 0, predictor=None) -> list[tuple[ob
                                anchor=anchor.name, ops=ops,
                                attrs={"layout": layout} if layout else {}), t.ms))
             continue
-        to_blocked = "Input" in t.op_type
+        direction = reorder_direction(t.op_type)
         if t.tensor and t.tensor in shapes:
             cands = [(t.tensor, shapes[t.tensor])]
-        elif to_blocked:
+        elif direction == "to_blocked":
             nxt = next((truth[j] for j in real if j > i), None)
             members = set(nxt.nodes) if nxt else set()
             cands = [(x, s) for n in sorted(members & set(order), key=order.__getitem__)
@@ -303,7 +303,6 @@ def truth_kernels(graph, truth, block: int = 0, predictor=None) -> list[tuple[ob
         if not cands:
             continue
         tensor, shape = cands[0]
-        direction = "to_blocked" if to_blocked else "from_blocked"
         out.append((reorder_kernel(tensor, shape, direction, block), t.ms))
     return out
 
@@ -980,7 +979,7 @@ def retrain(bundles, out_dir, progress: bool = True, reprofile: bool = False) ->
             builder.log.units.setdefault(key, unit)
         runs += (src.meta.get("build") or {}).get("runs") or []
     first = sources[0].meta.get("build") or {}
-    working = Path(out_dir) / "reprofile.jsonl"
+    working = Path(out_dir) / "reprofile.jsonl" if reprofile else None
     if reprofile:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         units = list(builder.log.units.values())
@@ -993,7 +992,8 @@ def retrain(bundles, out_dir, progress: bool = True, reprofile: bool = False) ->
         "machine": sources[0].meta.get("machine"), "config": first.get("config") or {},
         "runs": runs, "sample_log": first.get("sample_log"), "reprofiled": reprofile,
         "calibration_ms": first.get("calibration_ms") or {}})
-    working.unlink(missing_ok=True)
+    if working is not None:
+        working.unlink(missing_ok=True)
     return result
 
 

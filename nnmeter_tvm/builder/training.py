@@ -156,7 +156,7 @@ def train_family(family: str, x, ms, keys=None, feature_names=(), seed: int = 0,
         return FamilyResult(family, None, {}, {}, len(ms), samples)
     targets = tuple(targets)
     rng = np.random.default_rng(seed)
-    base_all = fit_baseline(family, x, ms)
+    base_all, line_errors = choose_baseline(family, x, ms)  # also the logratio model's
     base_all_ms = base_all.predict_encoded(family, x)
     # targets are compared on several splits when there is a choice (one split of ~40
     # held-out rows ties or flips on a row or two); the first split's misses are the bad rows
@@ -173,12 +173,11 @@ def train_family(family: str, x, ms, keys=None, feature_names=(), seed: int = 0,
     pred = by_split[0][1][best]
     err = np.abs(pred - ms[ho]) / ms[ho]
     bad = [keys[i] for i, e in zip(ho, err) if e > 0.10] if keys is not None else []
-    baseline, line_errors = choose_baseline(family, x, ms) if best == "logratio" else (None, None)
-    booster = fit_booster(x, ms, best, seed, rounds,
-                          None if baseline is None else baseline.predict_encoded(family, x))
+    baseline = base_all if best == "logratio" else None
+    booster = fit_booster(x, ms, best, seed, rounds, None if baseline is None else base_all_ms)
     info = {"samples": samples, "rows": int(len(ms)), "heldout": by_target[best],
             "by_target": by_target}
-    if line_errors:
+    if baseline is not None and line_errors:
         info["baseline_errors"] = line_errors
     model = FamilyModel(family, booster, best, feature_names, info, baseline)
     return FamilyResult(family, model, by_target[best], by_target, len(ms), samples, bad)

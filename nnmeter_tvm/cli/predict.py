@@ -43,7 +43,7 @@ def _match_key(nodes, name: str):
 def attach_measurement(report, backend_name: str, model):
     """The report with the backend's measured total and, where the kernels match, per kernel."""
     from ..backends import get_backend
-    from ..kernels.kernel import reorder_name
+    from ..kernels.kernel import reorder_direction, reorder_name
 
     backend = get_backend(backend_name)
     measured = backend.measure(model)
@@ -52,8 +52,8 @@ def attach_measurement(report, backend_name: str, model):
         for truth in backend.kernels(model):
             tensor = getattr(truth, "tensor", "")
             if truth.nodes or tensor:
-                key = _match_key(truth.nodes, reorder_name(tensor, "to_blocked" if "Input" in
-                                                           truth.op_type else "from_blocked"))
+                key = _match_key(truth.nodes,
+                                 reorder_name(tensor, reorder_direction(truth.op_type)))
                 per_kernel[key] = per_kernel.get(key, 0) + truth.ms
     except Exception:  # a backend without a per-kernel view still gives the total
         per_kernel = {}

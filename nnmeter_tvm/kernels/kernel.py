@@ -28,6 +28,12 @@ class Kernel:
     attrs: dict = field(default_factory=dict)
 
 
+def reorder_direction(op_type: str) -> str:
+    """The direction of a backend's reorder op: into its blocked layout (``ReorderInput``)
+    or out of it."""
+    return "to_blocked" if "Input" in op_type else "from_blocked"
+
+
 def reorder_name(tensor: str, direction: str) -> str:
     """The name of the layout kernel converting ``tensor`` (``to_blocked`` or
     ``from_blocked``): predicted and executed reorders are matched by it."""
