@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class KernelPrediction:
+class KernelPrediction(NamedTuple):
+    """One kernel's prediction (a named tuple: NAS builds one per kernel of thousands of
+    models, and a tuple is made about three times faster than a frozen dataclass)."""
+
     name: str
     type: str
     nodes: tuple[str, ...]

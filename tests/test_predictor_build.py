@@ -270,6 +270,15 @@ def test_a_unit_timed_while_the_machine_drifted_gives_no_sample_until_measured_a
     assert again.log.drifted_units() == [] and again.log.kernel_measurements() == 2 * timed_once
 
 
+def test_insitu_profiles_more_models_of_a_family_named_in_insitu_counts(setup):
+    cfg, rules, tmp = setup
+    cfg = replace(cfg, insitu_counts={"mobilenetv2": 3})
+    builder = _builder(cfg, rules, tmp, FakeBackend())
+    builder.insitu()
+    assert sorted(builder.log.units) == ["zoo:mobilenetv2:1000:0:32", "zoo:mobilenetv2:1000:1:32",
+                                         "zoo:mobilenetv2:1000:2:32", "zoo:resnet:1000:0:32"]
+
+
 def test_a_build_with_no_trainable_samples_fails_and_writes_no_bundle(setup):
     """Every profile drifted (a machine loaded throughout): a bundle of fallbacks only would
     predict silently wrong numbers, so the build stops with one line saying what to do."""

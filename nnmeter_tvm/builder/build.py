@@ -66,6 +66,9 @@ class BuildConfig:
     prior_min_specs: int = 0        # ... more of a family's models (up to 4x) until it shows
                                     # this many distinct specs (0: off, as older bundles built)
     insitu_per_family: int = 1      # of those, profiled on the backend (~100 kernels each)
+    insitu_counts: dict = field(default_factory=dict)  # ... or this many of a named family
+                                    # (NAS-Bench-201 6, within the sample budget: no better
+                                    # overall, results/nb201-insitu/)
     calib_per_family: int = 3       # whole models timed to fit the overhead (in-situ ones first)
     calib_chains: tuple = (16, 64, 160)  # ... and chains of this many tiny kernels (chain_model)
     calib_retries: int = 3          # a drifted calibration model is timed again between packs
@@ -561,7 +564,8 @@ class Builder:
         from .. import zoo
 
         cfg = self.config
-        items = list(self.zoo_models(cfg.insitu_per_family))
+        items = [(family, index) for family in cfg.families or zoo.FAMILIES
+                 for index in range(cfg.insitu_counts.get(family, cfg.insitu_per_family))]
         for n, (family, index) in enumerate(items):
             unit = f"zoo:{family}:{cfg.zoo_seed}:{index}:{cfg.input_size}"
             self.progress("in-situ", n + 1, len(items), family)

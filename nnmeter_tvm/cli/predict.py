@@ -57,7 +57,7 @@ def attach_measurement(report, backend_name: str, model):
                 per_kernel[key] = per_kernel.get(key, 0) + truth.ms
     except Exception:  # a backend without a per-kernel view still gives the total
         per_kernel = {}
-    kernels = tuple(dataclasses.replace(k, measured_ms=per_kernel.get(_match_key(k.nodes, k.name)))
+    kernels = tuple(k._replace(measured_ms=per_kernel.get(_match_key(k.nodes, k.name)))
                     for k in report.kernels)
     status = getattr(measured, "status", "ok")
     if status not in (None, "ok"):

@@ -357,7 +357,8 @@ def _row(kernel, graph, family: str) -> list:
     row = _EXTRACT[family](node, kernel)
     row += _EP_ZERO if len(nodes) == 1 else _epilogue(kernel, graph, anchor)
     row.append(DTYPE_BYTES.get(node.dtype, 4))
-    return row + _context(kernel)
+    row += _context(kernel)  # in place: no copy of the row (the hot path of NAS)
+    return row
 
 
 def kernel_config(kernel, graph, family: str | None = None) -> tuple[str, np.ndarray]:

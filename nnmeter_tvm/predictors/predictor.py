@@ -142,16 +142,13 @@ class Predictor:
             bounds.append(len(pairs))
         flat_ms = np.zeros(len(pairs))
         flat_fb = np.zeros(len(pairs), dtype=bool)
-        flat_names = [""] * len(pairs)
+        # an object array: each family's name is set at its rows' positions in one step
+        flat_names = np.full(len(pairs), "", dtype=object)
         # views (ops the backend runs as no kernel: aliases, common subexpressions it merged)
         # cost nothing; only the others are priced
-        priced_at = []
-        for i, (k, _) in enumerate(pairs):
-            if k.attrs.get("view"):
-                flat_names[i] = "view"
-            else:
-                priced_at.append(i)
+        priced_at = [i for i, (k, _) in enumerate(pairs) if not k.attrs.get("view")]
         if len(priced_at) < len(pairs):
+            flat_names[:] = "view"
             pairs = [pairs[i] for i in priced_at]
         configs, index = features.configs_by_family(pairs, return_index=True)
         if len(priced_at) < len(flat_ms):
@@ -174,11 +171,10 @@ class Predictor:
             pos = index[family]
             flat_ms[pos] = pred
             flat_fb[pos] = flag
-            for p in pos:
-                flat_names[p] = label
+            flat_names[pos] = label
         ms = [flat_ms[a:b] for a, b in zip(bounds, bounds[1:])]
         fb = [flat_fb[a:b] for a, b in zip(bounds, bounds[1:])]
-        names = [flat_names[a:b] for a, b in zip(bounds, bounds[1:])]
+        names = [flat_names[a:b].tolist() for a, b in zip(bounds, bounds[1:])]
         return ms, fb, names
 
     def _cost_models(self, encoded: dict) -> dict:
@@ -205,7 +201,8 @@ class Predictor:
             # a (negative) per-kernel correction never takes a kernel below a quarter of its
             # cost-model time
             k_ms = np.maximum(scale * k_ms + per_kernel, KERNEL_FLOOR * k_ms)
-            k_ms[[n == "view" for n in k_names]] = 0.0  # no kernel, no dispatch
+            if "view" in k_names:  # no kernel, no dispatch
+                k_ms[[n == "view" for n in k_names]] = 0.0
             # tolist(): Python floats and bools at once, not a NumPy scalar per kernel
             preds = tuple(
                 KernelPrediction(k.name, k.type, tuple(k.nodes), t, f, n)
