@@ -518,11 +518,12 @@ class Builder:
         return True
 
     # -- step 1: prior and in-situ kernels
-    def zoo_models(self, count: int):
+    def zoo_models(self, count: int, counts=None):
+        """(family, index) of ``count`` zoo models per family (``counts``: of a named one)."""
         from .. import zoo
 
         for family in self.config.families or zoo.FAMILIES:
-            for index in range(count):
+            for index in range((counts or {}).get(family, count)):
                 yield family, index
 
     def prior_models(self) -> dict[str, list]:
@@ -564,8 +565,7 @@ class Builder:
         from .. import zoo
 
         cfg = self.config
-        items = [(family, index) for family in cfg.families or zoo.FAMILIES
-                 for index in range(cfg.insitu_counts.get(family, cfg.insitu_per_family))]
+        items = list(self.zoo_models(cfg.insitu_per_family, cfg.insitu_counts))
         for n, (family, index) in enumerate(items):
             unit = f"zoo:{family}:{cfg.zoo_seed}:{index}:{cfg.input_size}"
             self.progress("in-situ", n + 1, len(items), family)
