@@ -148,7 +148,7 @@ class Predictor:
         # cost nothing; only the others are priced
         priced_at = [i for i, (k, _) in enumerate(pairs) if not k.attrs.get("view")]
         if len(priced_at) < len(pairs):
-            flat_names[:] = "view"
+            flat_names[:] = "view"  # the priced kernels are named by family below
             pairs = [pairs[i] for i in priced_at]
         configs, index = features.configs_by_family(pairs, return_index=True)
         if len(priced_at) < len(flat_ms):
