@@ -4,7 +4,7 @@ import json
 import sys
 
 VARIANTS = ("none6", "tiny-6", "sqrt-6", "none-8", "tiny-8", "sqrt-8", "ctxall", "ctxconv",
-            "ctxconvs", "nbp", "noad", "comb")
+            "ctxconvs", "nbp", "noad", "comb", "swap1")
 root = sys.argv[1] if len(sys.argv) > 1 else "/tmp/s13"
 out = {}
 for v in VARIANTS:
