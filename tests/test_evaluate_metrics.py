@@ -237,3 +237,36 @@ def test_records_without_a_content_hash_are_matched_by_name_only_when_asked(tmp_
     assert dataset.load_results([e], path)["models"] == 0 and e.ms == {}
     info = dataset.load_results([e], path, trust_names=True)
     assert e.ms == {"A": 4.0, "B": 4.1} and info["matched_by_name"] == 1
+
+
+# ---- the measuring budget (--quick ends within 5 minutes) ---------------------------------------
+def _evaluate_script():
+    import importlib.util
+    from pathlib import Path
+
+    dataset  # noqa: B018 (eval_lib is imported first: the script imports from it)
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "evaluate.py"
+    spec = importlib.util.spec_from_file_location("evaluate_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_measures_only_what_its_five_minutes_leave():
+    from argparse import Namespace
+
+    ev = _evaluate_script()
+    quick = Namespace(quick=True, max_measure_minutes=None)
+    assert ev.measure_budget(quick, 10.0) == pytest.approx(ev.QUICK_S - ev.AFTER_MEASURE_S - 10)
+    assert ev.measure_budget(quick, 1e4) == 0.0
+    assert ev.measure_budget(Namespace(quick=True, max_measure_minutes=2.0), 10.0) == 120.0
+    assert ev.measure_budget(Namespace(quick=False, max_measure_minutes=None), 10.0) is None
+
+
+def test_measuring_past_its_budget_stops_and_says_so():
+    from types import SimpleNamespace
+
+    e = _entry()
+    out = dataset.measure([e], backend=SimpleNamespace(name="ort-cpu"),
+                          store=SimpleNamespace(path="(none)"), budget_s=0.0, progress=False)
+    assert out["stopped_by_budget"] and out["measured_now"] == 0 and e.ms == {}

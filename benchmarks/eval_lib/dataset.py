@@ -275,7 +275,7 @@ def measure(entries, backend, store, *, chunk: int | None = None, timeout_s: flo
         """One pass of one model; False once the budget is spent."""
         if p in e.ms or e.error is not None:
             return True
-        if budget_s is not None and time.monotonic() - t0 > budget_s:
+        if budget_s is not None and time.monotonic() - t0 >= budget_s:
             return False
         key = e.key(backend.name, p)
         try:

@@ -207,6 +207,10 @@ def markdown(result: dict, plot_note: str | None) -> str:
             "builds / compiles not), summed over every "
             "pass of every model; a run finds them in the store and measures only what is "
             f"missing (this run measured {meas['measured_now']} model-passes)."]
+    if meas.get("budget_s") is not None:
+        out[-1] += (f"  Measuring was limited to {meas['budget_s']:.0f} s"
+                    + (" and stopped there." if meas["stopped_by_budget"] else
+                       f"; it took {meas['seconds']:.0f} s."))
     out += ["", f"Scatter plot: `{stem}.png`" if plot_note is None
             else f"Scatter plot: not written ({plot_note}).", ""]
     if result.get("notes"):
