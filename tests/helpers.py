@@ -39,3 +39,13 @@ def eval_lib(module):
         sys.modules["eval_lib"] = pkg
         spec.loader.exec_module(pkg)
     return importlib.import_module(f"eval_lib.{module}")
+
+
+def benchmark_script(name):
+    """Import ``benchmarks/<name>.py`` as a module (after eval_lib, which the scripts import)."""
+    eval_lib("report")
+    path = _EVAL_LIB.parent / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from helpers import eval_lib as _eval_lib, make_model, weights
+from helpers import benchmark_script, eval_lib as _eval_lib, make_model, weights
 
 metrics = _eval_lib("metrics")
 baselines = _eval_lib("baselines")
@@ -240,22 +240,10 @@ def test_records_without_a_content_hash_are_matched_by_name_only_when_asked(tmp_
 
 
 # ---- the measuring budget (--quick ends within 5 minutes) ---------------------------------------
-def _evaluate_script():
-    import importlib.util
-    from pathlib import Path
-
-    dataset  # noqa: B018 (eval_lib is imported first: the script imports from it)
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "evaluate.py"
-    spec = importlib.util.spec_from_file_location("evaluate_script", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_quick_measures_only_what_its_five_minutes_leave():
     from argparse import Namespace
 
-    ev = _evaluate_script()
+    ev = benchmark_script("evaluate")
     quick = Namespace(quick=True, max_measure_minutes=None)
     assert ev.measure_budget(quick, 10.0) == pytest.approx(ev.QUICK_S - ev.AFTER_MEASURE_S - 10)
     assert ev.measure_budget(quick, 1e4) == 0.0

@@ -1,0 +1,20 @@
+"""The transformer encoders of benchmarks/beyond_zoo.py (a family no rule or sample covers):
+valid ONNX, priced end to end, with the ops that have no cost model flagged, none at zero."""
+import pytest
+
+from helpers import benchmark_script
+from nnmeter_tvm.onnx_import import graph_from_proto
+from nnmeter_tvm.predictors import load_predictor
+
+
+@pytest.mark.parametrize("shape", [(16, 64, 2, 1), (49, 128, 4, 2)])
+def test_an_encoder_is_priced_with_its_uncovered_ops_flagged(shape):
+    graph = graph_from_proto(benchmark_script("beyond_zoo").encoder(*shape))
+    report = load_predictor("ort-cpu").predict(graph)
+    by_type = {}
+    for k in report.kernels:
+        by_type.setdefault(k.type, set()).add(k.fallback)
+        assert k.ms > 0, k.name
+    assert by_type["layernorm"] == {True} and by_type["softmax"] == {True}
+    assert by_type["gemm"] == {False}  # trained, if only on fc layers (see the benchmark)
+    assert len(report.kernels) == 26 * shape[3] and report.total_ms > 0
