@@ -29,18 +29,20 @@ from pathlib import Path
 
 import evaluate
 from eval_lib.report import truth_from_note, write_results
+from nnmeter_tvm.builder.sampler import GRIDS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def build_runs(backend: str, out: Path, minutes: float | None, runs: int) -> list[dict]:
+def build_runs(backend: str, out: Path, minutes: float | None, runs: int,
+               grid: str = "cnn") -> list[dict]:
     """``nnmeter-tvm build`` ``runs`` times into ``out`` with a fresh log and store."""
     work = out.parent
     env = dict(os.environ, NNMETER_TVM_STORE=str(work / "measurements.sqlite"))
     done = []
     for n in range(runs):
         cmd = [sys.executable, "-m", "nnmeter_tvm", "build", "--backend", backend, "-o", str(out),
-               "--store", str(work / f"samples-{backend}.jsonl"), "--quiet"]
+               "--store", str(work / f"samples-{backend}.jsonl"), "--grid", grid, "--quiet"]
         if minutes is not None:
             cmd += ["--minutes", str(minutes)]
         t = time.monotonic()
@@ -77,7 +79,8 @@ def markdown(r: dict) -> str:
     runs = r["runs"]
     out = [f"# Predictor built from scratch: {r['backend']}", "",
            f"{r['date']}, {r['machine']['cpu_model']}, {r['machine']['cores']} cores.  "
-           f"`nnmeter-tvm build --backend {r['backend']}` with an empty sample log and an empty "
+           f"`nnmeter-tvm build --backend {r['backend']} --grid {r.get('grid', 'cnn')}` with an "
+           "empty sample log and an empty "
            f"measurement store, {len(runs)} run(s) of {r['minutes'] or 'the default'} minutes "
            "(each run resumes the last).  Scored on the evaluation's models, nothing measured "
            "again." + truth_from_note(r["built"]["truth_from"]), "",
@@ -118,6 +121,8 @@ def main(argv=None) -> int:
     p.add_argument("--backend", default="ort-cpu")
     p.add_argument("--minutes", type=float, default=None, help="budget of each build run")
     p.add_argument("--runs", type=int, default=1, help="build runs in a row (default 1)")
+    p.add_argument("--grid", choices=GRIDS, default="cnn",
+                   help="the build's family-agnostic samples (nnmeter-tvm build --grid)")
     p.add_argument("--truth", type=Path, default=None,
                    help="results file with the ground truth (default: evaluate-<backend>.json)")
     p.add_argument("--out", type=Path, default=RESULTS)
@@ -129,14 +134,15 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="nnmeter-scratch-") as tmp:
         tmp = Path(tmp)
-        runs = build_runs(args.backend, tmp / "bundle", args.minutes, args.runs)
+        runs = build_runs(args.backend, tmp / "bundle", args.minutes, args.runs, args.grid)
         built = score(args.backend, tmp / "bundle", truth, tmp / "eval-built")
         shipped = score(args.backend, None, truth, tmp / "eval-shipped")
         if args.keep is not None:
             shutil.copytree(tmp / "bundle", args.keep, dirs_exist_ok=True)
     result = {"backend": args.backend,
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "machine": describe_machine(), "minutes": args.minutes, "truth": str(truth),
+              "machine": describe_machine(), "minutes": args.minutes, "grid": args.grid,
+              "truth": str(truth),
               "runs": runs, "built": built, "shipped": shipped}
     stem = args.out / f"build-from-scratch-{args.backend}"
     write_results(stem, result, markdown(result))

@@ -18,3 +18,14 @@ def test_an_encoder_is_priced_with_its_uncovered_ops_flagged(shape):
     assert by_type["layernorm"] == {True} and by_type["softmax"] == {True}
     assert by_type["gemm"] == {False}  # trained, if only on fc layers (see the benchmark)
     assert len(report.kernels) == 26 * shape[3] and report.total_ms > 0
+
+
+def test_the_wide_bundle_prices_an_encoders_layers_with_trained_models():
+    graph = graph_from_proto(benchmark_script("beyond_zoo").encoder(49, 128, 4, 1))
+    wide = load_predictor("ort-cpu-wide").predict(graph)
+    default = load_predictor("ort-cpu").predict(graph)
+    assert wide.predictor["name"] == "ort-cpu-wide" and not any(k.fallback for k in wide.kernels)
+    # the default gemm model has seen fc layers only and prices a 49-row projection several
+    # times what the wide one (trained on rows) does
+    price = lambda r: sum(k.ms for k in r.kernels if k.type == "gemm")  # noqa: E731
+    assert price(default) > 3 * price(wide)

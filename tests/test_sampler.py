@@ -28,6 +28,10 @@ OTHERS = [
     {"kind": "binary", "op": "mul", "c": 24, "h": 16, "w": 16, "bc": True, "epi": []},
     {"kind": "concat", "cs": [16, 24, 8], "h": 8, "w": 8},
     {"kind": "split", "sizes": [12, 12], "h": 8, "w": 8},
+    {"kind": "gemm", "cin": 64, "cout": 96, "m": 49, "epi": []},  # a projection over tokens
+    {"kind": "matmul", "b": 4, "m": 49, "k": 16, "n": 49},
+    {"kind": "softmax", "op": "softmax", "rows": 196, "len": 49},
+    {"kind": "softmax", "op": "layernorm", "rows": 49, "len": 64},
 ]
 ALL = [CONV, DW, GCONV] + OTHERS
 
@@ -82,6 +86,7 @@ def test_grid_is_seeded_distinct_and_inside_its_ranges():
     m = sampler_module
     assert {s["kind"] for s in a} == {"conv", "gemm", "pool", "gpool", "unary", "binary",
                                       "concat", "split"}
+    assert all(s.get("m", 1) == 1 for s in a if s["kind"] == "gemm")  # fc layers only
     assert {"depthwise", "grouped", "dense"} == {
         "depthwise" if s["groups"] == s["cin"] == s["cout"] else
         "grouped" if s["groups"] > 1 else "dense" for s in a if s["kind"] == "conv"}
@@ -95,6 +100,35 @@ def test_grid_is_seeded_distinct_and_inside_its_ranges():
             assert m.GRID_CHANNELS[0] <= min(s["cin"], s["cout"])
             assert max(s["cin"], s["cout"]) <= m.GRID_CHANNELS[1]
             assert s["cin"] % s["groups"] == s["cout"] % s["groups"] == 0
+
+
+def test_wide_grid_adds_transformer_layers_inside_their_ranges():
+    a = Sampler([], seed=5).grid(300, "wide")
+    assert a == Sampler([], seed=5).grid(300, "wide")
+    m = sampler_module
+    assert {"matmul", "softmax"} <= {s["kind"] for s in a}
+    assert {s["op"] for s in a if s["kind"] == "softmax"} == {"softmax", "layernorm"}
+    rows = [s for s in a if s["kind"] == "gemm" and s.get("m", 1) > 1]
+    assert rows and all(m.GRID_ROWS[0] <= s["m"] <= m.GRID_ROWS[1] and s["epi"] == []
+                        for s in rows)
+    for s in a:
+        if s["kind"] == "matmul":
+            assert all(m.GRID_MATMUL[0] <= s[f] <= m.GRID_MATMUL[1] for f in "mkn")
+        elif s["kind"] == "softmax":
+            assert m.GRID_SOFTMAX_ROWS[0] <= s["rows"] <= m.GRID_SOFTMAX_ROWS[1]
+            assert m.GRID_SOFTMAX_LEN[0] <= s["len"] <= m.GRID_SOFTMAX_LEN[1]
+    graph = load_graph(build_model(a[:60], seed=0))  # every spec writes a loadable model
+    assert all(any(n.name.startswith(f"k{i}.") for n in graph) for i in range(60))
+
+
+def test_an_unknown_grid_is_refused_by_name():
+    from nnmeter_tvm.builder.build import BuildConfig
+    from nnmeter_tvm.errors import NNMeterError
+
+    with pytest.raises(NNMeterError, match="grid 'tokens'.*cnn, wide"):
+        Sampler([], seed=0).grid(5, "tokens")
+    with pytest.raises(NNMeterError, match="grid 'tokens'"):
+        BuildConfig.for_backend("ort-cpu", grid="tokens")
 
 
 def test_grid_specs_write_a_loadable_model_with_each_in_its_scope():

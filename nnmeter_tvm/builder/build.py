@@ -48,7 +48,7 @@ from ..backends.protocol import DRIFT_LIMIT, ProtocolConfig, within_drift
 from ..errors import BundleError, MeasurementError, NNMeterError, unknown_name
 from .kernel_models import (build_model, chain_model, pack_specs, scope_of, spec_from_kernel,
                             spec_key, specs_by_scope)
-from .sampler import Sampler, prior_from_kernels
+from .sampler import GRIDS, Sampler, prior_from_kernels
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ class BuildConfig:
     calib_retries: int = 3          # a drifted calibration model is timed again between packs
     initial_samples: int = 900      # specs drawn from the prior before the adaptive rounds
     grid_samples: int = 250         # family-agnostic specs (``Sampler.grid``) beside those
+    grid: str = "cnn"               # ... of this grid ("wide": with transformer layers too)
     near_per_bad: int = 4           # new specs around each bad held-out configuration
     round_samples: int = 300        # at most this many new specs per adaptive round
     max_rounds: int = 2
@@ -103,6 +104,8 @@ class BuildConfig:
             "min_runs": 5, "min_time_s": 0.1}}
         if backend not in base:
             raise unknown_name("backend", backend, base)
+        if overrides.get("grid", "cnn") not in GRIDS:
+            raise unknown_name("grid", overrides["grid"], GRIDS)
         return cls(backend=backend, **{**base[backend], **overrides})
 
 
@@ -785,7 +788,7 @@ class Builder:
         sampler.mark(spec_key(s["spec"]) for s in self.samples() if s.get("spec"))
         self.measure_specs({
             "initial": sampler.initial(max(0, cfg.initial_samples - self._drawn("initial"))),
-            "grid": sampler.grid(max(0, cfg.grid_samples - self._drawn("grid")))})
+            "grid": sampler.grid(max(0, cfg.grid_samples - self._drawn("grid")), cfg.grid)})
         self._phase("initial")
         # between rounds only the held-out errors matter: a smaller fit, one target
         quick = max(20, cfg.train_rounds // 3)

@@ -5,6 +5,11 @@ A *spec* is a JSON-ready dict that names a kernel's shape and its member ops, e.
     {"kind": "conv", "cin": 32, "cout": 64, "h": 56, "w": 56, "k": 3, "s": 1, "groups": 1,
      "pad": 1, "bias": False, "epi": ["bn", "relu"]}
 
+A ``gemm`` is an fc layer on one row, or with ``m`` > 1 rows a projection (MatMul of a
+(1, m, cin) activation with a weight, as transformers write it); a ``matmul`` multiplies two
+activations, ``b`` batches of (m x k) @ (k x n) (attention); a ``softmax`` is a Softmax or a
+LayerNormalization (``op``) over the last axis of a (1, rows, len) tensor.
+
 ``spec_from_kernel`` reads one from a kernel of a real model (the sampling prior);
 ``build_model`` writes a model holding one or several specs side by side, each in its own scope
 ``k<i>`` with its own input and output, so one session measures several kernels and the
@@ -23,7 +28,8 @@ _ACTS = ("relu", "relu6", "hardswish", "hardsigmoid", "sigmoid")
 EPILOGUE = ("bn", "add", "swish") + _ACTS
 CHANNEL_FIELDS = {"conv": ("cin", "cout"), "gemm": ("cin", "cout"), "pool": ("c",),
                   "gpool": ("c",), "unary": ("c",), "binary": ("c",), "concat": ("cs",),
-                  "split": ("sizes",), "pad": ("c",), "softmax": (), "shuffle": ("c",)}
+                  "split": ("sizes",), "pad": ("c",), "softmax": ("len",), "shuffle": ("c",),
+                  "matmul": ("k", "n")}
 
 
 def spec_key(spec: dict) -> str:
@@ -77,6 +83,16 @@ def spec_from_kernel(kernel, graph) -> dict | None:
             return None
         return {"kind": "gemm", "cin": int(ishape[1]), "cout": int(anchor.output_shape[1]),
                 "epi": epi}
+    if anchor.op == "gemm" and len(ishape) == 3 and ishape[0] == 1 and not rest:
+        return {"kind": "gemm", "cin": int(ishape[2]), "cout": int(anchor.output_shape[-1]),
+                "m": int(ishape[1]), "epi": []}
+    if anchor.op == "matmul" and not rest and len(ishape) == 4 and ishape[0] == 1 \
+            and tuple(anchor.input_shapes[1][:2]) == tuple(ishape[:2]):
+        return {"kind": "matmul", "b": int(ishape[1]), "m": int(ishape[2]), "k": int(ishape[3]),
+                "n": int(anchor.output_shape[-1])}
+    if anchor.op in ("softmax", "layernorm") and not rest and len(ishape) == 3 \
+            and ishape[0] == 1 and a.get("axis", -1) in (-1, 2):
+        return {"kind": "softmax", "op": anchor.op, "rows": int(ishape[1]), "len": int(ishape[2])}
     if len(ishape) != 4:
         return None
     n, c, h, w = (int(d) for d in ishape)
@@ -168,10 +184,21 @@ def _write(b, spec: dict, tag: str) -> list[str]:
         x = b.conv(inputs[0], spec["cout"], spec["k"], spec["s"], spec["groups"], spec["pad"],
                    bias=spec.get("bias", False), name="conv")
         x = _epi(b, x, spec.get("epi", ()), inputs, extra)
+    elif kind == "gemm" and spec.get("m", 1) > 1:
+        inputs = [b.input((1, spec["m"], spec["cin"]), name=f"{tag}.in")]
+        x = _epi(b, b.linear(inputs[0], spec["cout"], name="gemm"), spec.get("epi", ()),
+                 inputs, extra)
     elif kind == "gemm":
         inputs = [b.input((1, spec["cin"]), name=f"{tag}.in")]
         x = _epi(b, b.gemm(inputs[0], spec["cout"], name="gemm"), spec.get("epi", ()),
                  inputs, extra)
+    elif kind == "matmul":
+        inputs = [b.input((1, spec["b"], spec["m"], spec["k"]), name=f"{tag}.a"),
+                  b.input((1, spec["b"], spec["k"], spec["n"]), name=f"{tag}.b")]
+        x = b.matmul(*inputs, name="matmul")
+    elif kind == "softmax":
+        inputs = [b.input((1, spec["rows"], spec["len"]), name=f"{tag}.in")]
+        x = getattr(b, spec["op"])(inputs[0], name=spec["op"])
     elif kind in ("pool", "gpool", "unary", "binary", "pad"):
         inputs = [b.input((1, spec["c"], spec["h"], spec["w"]), name=f"{tag}.in")]
         x = inputs[0]
@@ -259,7 +286,11 @@ def spec_flops(spec: dict) -> float:
         ho, wo = _conv_out_hw(spec)
         return 2.0 * spec["cout"] * ho * wo * spec["cin"] // spec["groups"] * spec["k"] ** 2
     if kind == "gemm":
-        return 2.0 * spec["cin"] * spec["cout"]
+        return 2.0 * spec.get("m", 1) * spec["cin"] * spec["cout"]
+    if kind == "matmul":
+        return 2.0 * spec["b"] * spec["m"] * spec["k"] * spec["n"]
+    if kind == "softmax":
+        return 5.0 * spec["rows"] * spec["len"]
     if kind == "concat":
         return float(sum(spec["cs"]) * spec["h"] * spec["w"])
     if kind == "split":
@@ -276,7 +307,11 @@ def spec_bytes(spec: dict) -> float:
         weights = spec["cout"] * spec["cin"] // spec["groups"] * spec["k"] ** 2
         elems = spec["cin"] * hw + spec["cout"] * ho * wo + weights
     elif kind == "gemm":
-        elems = spec["cin"] + spec["cout"] + spec["cin"] * spec["cout"]
+        elems = spec.get("m", 1) * (spec["cin"] + spec["cout"]) + spec["cin"] * spec["cout"]
+    elif kind == "matmul":
+        elems = spec["b"] * (spec["m"] * spec["k"] + spec["k"] * spec["n"] + spec["m"] * spec["n"])
+    elif kind == "softmax":
+        elems = 2 * spec["rows"] * spec["len"]
     elif kind in ("concat", "split"):
         elems = 2 * sum(spec["cs" if kind == "concat" else "sizes"]) * hw
     else:  # one input read, one output written (binary: a second input)

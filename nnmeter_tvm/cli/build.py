@@ -8,6 +8,8 @@ import sys
 
 
 def add_parser(sub):
+    from ..builder.sampler import GRIDS
+
     p = sub.add_parser("build", help="build a predictor bundle for a backend (sample, measure, "
                                      "train)")
     p.add_argument("--backend", default=None, help="ort-cpu or tvm-llvm")
@@ -23,6 +25,10 @@ def add_parser(sub):
     p.add_argument("--rules", default=None, metavar="FILE",
                    help="fusion rules to partition with (default rules/<backend>.json)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--grid", choices=GRIDS, default="cnn",
+                   help="family-agnostic samples: cnn (default), or wide, which adds the "
+                        "layers of transformers (gemms over many rows, attention matmuls, "
+                        "softmax, layernorm)")
     p.add_argument("--retrain", default=None, nargs="+", metavar="BUNDLE",
                    help="train again from the kernel samples these bundles (names or folders) "
                         "carry, pooled, measuring nothing (e.g. after a change of features); "
@@ -49,7 +55,7 @@ def run(args) -> int:
               file=sys.stderr)
         return 2
     else:
-        overrides = {"seed": args.seed}
+        overrides = {"seed": args.seed, "grid": args.grid}
         if args.minutes is not None:
             overrides["minutes"] = args.minutes
         if args.max_samples is not None:

@@ -133,6 +133,21 @@ class ModelBuilder:
 
     fc = gemm
 
+    def linear(self, x, cout, name=None):
+        """``x @ W`` on a (..., K) tensor, as a transformer writes its projections (MatMul)."""
+        *lead, cin = self.shapes[x]
+        node = self._node_name("linear", name)
+        w = self._weight(node, "weight", (cin, cout), "he", cin)
+        self.macs += int(np.prod(lead)) * cin * cout
+        return self._emit_named("MatMul", node, [x, w], (*lead, cout))
+
+    def matmul(self, a, b, name=None):
+        """``a @ b`` of two activations (..., M, K) and (..., K, N), e.g. attention scores."""
+        sa, sb = self.shapes[a], self.shapes[b]
+        lead = np.broadcast_shapes(sa[:-2], sb[:-2])
+        self.macs += int(np.prod(lead)) * sa[-2] * sa[-1] * sb[-1]
+        return self._emit("MatMul", [a, b], (*lead, sa[-2], sb[-1]), name)
+
     def bn(self, x, name=None):
         c = self.shapes[x][1]
         node = self._node_name("bn", name)
@@ -178,6 +193,14 @@ class ModelBuilder:
 
     def softmax(self, x, name=None):
         return self._emit("Softmax", [x], self.shapes[x], name, axis=-1)
+
+    def layernorm(self, x, name=None):
+        """LayerNormalization over the last axis, with a scale and a bias."""
+        c = self.shapes[x][-1]
+        node = self._node_name("layernorm", name)
+        inputs = [x] + [self._weight(node, s, (c,), s) for s in ("scale", "bias")]
+        return self._emit_named("LayerNormalization", node, inputs, self.shapes[x], axis=-1,
+                                epsilon=1e-5)
 
     # ---- pooling ------------------------------------------------------------------------
     def _pool(self, op, short, x, k, stride, pad, ceil_mode, name, **extra):
