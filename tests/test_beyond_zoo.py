@@ -1,5 +1,6 @@
-"""The transformer encoders of benchmarks/beyond_zoo.py (a family no rule or sample covers):
-valid ONNX, priced end to end, with the ops that have no cost model flagged, none at zero."""
+"""The transformer encoders of benchmarks/beyond_zoo.py (no zoo family, so no rule and no
+zoo-drawn sample covers them): valid ONNX, priced end to end by the default bundle with the ops
+it has no cost model for flagged and none at zero, and by ``ort-cpu-wide`` with trained ones."""
 import pytest
 
 from helpers import benchmark_script
