@@ -35,14 +35,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def build_runs(backend: str, out: Path, minutes: float | None, runs: int,
-               grid: str = "cnn") -> list[dict]:
+               grid: str = "cnn", seed: int = 0) -> list[dict]:
     """``nnmeter-tvm build`` ``runs`` times into ``out`` with a fresh log and store."""
     work = out.parent
     env = dict(os.environ, NNMETER_TVM_STORE=str(work / "measurements.sqlite"))
     done = []
     for n in range(runs):
         cmd = [sys.executable, "-m", "nnmeter_tvm", "build", "--backend", backend, "-o", str(out),
-               "--store", str(work / f"samples-{backend}.jsonl"), "--grid", grid, "--quiet"]
+               "--store", str(work / f"samples-{backend}.jsonl"), "--grid", grid,
+               "--seed", str(seed), "--quiet"]
         if minutes is not None:
             cmd += ["--minutes", str(minutes)]
         t = time.monotonic()
@@ -79,7 +80,8 @@ def markdown(r: dict) -> str:
     runs = r["runs"]
     out = [f"# Predictor built from scratch: {r['backend']}", "",
            f"{r['date']}, {r['machine']['cpu_model']}, {r['machine']['cores']} cores.  "
-           f"`nnmeter-tvm build --backend {r['backend']} --grid {r.get('grid', 'cnn')}` with an "
+           f"`nnmeter-tvm build --backend {r['backend']} --grid {r.get('grid', 'cnn')} --seed "
+           f"{r.get('seed', 0)}` with an "
            "empty sample log and an empty "
            f"measurement store, {len(runs)} run(s) of {r['minutes'] or 'the default'} minutes "
            "(each run resumes the last).  Scored on the evaluation's models, nothing measured "
@@ -123,6 +125,7 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=1, help="build runs in a row (default 1)")
     p.add_argument("--grid", choices=GRIDS, default="cnn",
                    help="the build's family-agnostic samples (nnmeter-tvm build --grid)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (nnmeter-tvm build --seed)")
     p.add_argument("--truth", type=Path, default=None,
                    help="results file with the ground truth (default: evaluate-<backend>.json)")
     p.add_argument("--out", type=Path, default=RESULTS)
@@ -134,7 +137,8 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="nnmeter-scratch-") as tmp:
         tmp = Path(tmp)
-        runs = build_runs(args.backend, tmp / "bundle", args.minutes, args.runs, args.grid)
+        runs = build_runs(args.backend, tmp / "bundle", args.minutes, args.runs, args.grid,
+                          args.seed)
         built = score(args.backend, tmp / "bundle", truth, tmp / "eval-built")
         shipped = score(args.backend, None, truth, tmp / "eval-shipped")
         if args.keep is not None:
@@ -142,6 +146,7 @@ def main(argv=None) -> int:
     result = {"backend": args.backend,
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "machine": describe_machine(), "minutes": args.minutes, "grid": args.grid,
+              "seed": args.seed,
               "truth": str(truth),
               "runs": runs, "built": built, "shipped": shipped}
     stem = args.out / f"build-from-scratch-{args.backend}"
