@@ -184,13 +184,12 @@ def _write(b, spec: dict, tag: str) -> list[str]:
         x = b.conv(inputs[0], spec["cout"], spec["k"], spec["s"], spec["groups"], spec["pad"],
                    bias=spec.get("bias", False), name="conv")
         x = _epi(b, x, spec.get("epi", ()), inputs, extra)
-    elif kind == "gemm" and spec.get("m", 1) > 1:
-        inputs = [b.input((1, spec["m"], spec["cin"]), name=f"{tag}.in")]
-        x = _epi(b, b.linear(inputs[0], spec["cout"], name="gemm"), spec.get("epi", ()),
-                 inputs, extra)
-    elif kind == "gemm":
-        inputs = [b.input((1, spec["cin"]), name=f"{tag}.in")]
-        x = _epi(b, b.gemm(inputs[0], spec["cout"], name="gemm"), spec.get("epi", ()),
+    elif kind == "gemm":  # one row: an fc layer (Gemm); more: a projection (MatMul)
+        rows = spec.get("m", 1)
+        inputs = [b.input((1, rows, spec["cin"]) if rows > 1 else (1, spec["cin"]),
+                          name=f"{tag}.in")]
+        layer = b.linear if rows > 1 else b.gemm
+        x = _epi(b, layer(inputs[0], spec["cout"], name="gemm"), spec.get("epi", ()),
                  inputs, extra)
     elif kind == "matmul":
         inputs = [b.input((1, spec["b"], spec["m"], spec["k"]), name=f"{tag}.a"),
