@@ -123,8 +123,9 @@ def main(argv=None) -> int:
     p.add_argument("--backend", default="ort-cpu")
     p.add_argument("--minutes", type=float, default=None, help="budget of each build run")
     p.add_argument("--runs", type=int, default=1, help="build runs in a row (default 1)")
-    p.add_argument("--grid", choices=GRIDS, default="cnn",
-                   help="the build's family-agnostic samples (nnmeter-tvm build --grid)")
+    p.add_argument("--grid", choices=GRIDS, default=None,
+                   help="the build's family-agnostic samples (nnmeter-tvm build --grid; "
+                        "default: the backend's)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (nnmeter-tvm build --seed)")
     p.add_argument("--truth", type=Path, default=None,
                    help="results file with the ground truth (default: evaluate-<backend>.json)")
@@ -134,15 +135,18 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     truth = args.truth or RESULTS / f"evaluate-{args.backend}.json"
     from nnmeter_tvm.backends.machine import describe_machine
+    from nnmeter_tvm.builder.build import BuildConfig
+
+    args.grid = args.grid or BuildConfig.for_backend(args.backend).grid
 
     with tempfile.TemporaryDirectory(prefix="nnmeter-scratch-") as tmp:
         tmp = Path(tmp)
         runs = build_runs(args.backend, tmp / "bundle", args.minutes, args.runs, args.grid,
                           args.seed)
+        if args.keep is not None:  # first: a build is minutes of measuring
+            shutil.copytree(tmp / "bundle", args.keep, dirs_exist_ok=True)
         built = score(args.backend, tmp / "bundle", truth, tmp / "eval-built")
         shipped = score(args.backend, None, truth, tmp / "eval-shipped")
-        if args.keep is not None:
-            shutil.copytree(tmp / "bundle", args.keep, dirs_exist_ok=True)
     result = {"backend": args.backend,
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "machine": describe_machine(), "minutes": args.minutes, "grid": args.grid,

@@ -105,9 +105,20 @@ def predict(predictor, entries):
     graphs = [e.graph for e in entries]
     reports = predictor.predict_many(graphs)
     pred = np.array([r.total_ms for r in reports])
-    fallback = [len(r.fallback_kernels) for r in reports]
+    flagged = [(len(r.fallback_kernels), len(r.extrapolated_kernels)) for r in reports]
     kernels = [len(r.kernels) for r in reports]
-    return pred, fallback, kernels, baselines.operator_sum(predictor, graphs)
+    return pred, flagged, kernels, baselines.operator_sum(predictor, graphs)
+
+
+def extrapolation_note(flagged, pred, measured) -> str:
+    """How the models with a kernel beyond its cost model's training range fare against the
+    others: whether the flag says something."""
+    hit = np.abs(pred / measured - 1) <= 0.10
+    rest = f"; the other {int((~flagged).sum())}: {100 * hit[~flagged].mean():.1f} %" \
+        if (~flagged).any() else ""
+    return (f"{int(flagged.sum())} models have a kernel beyond the range of its cost model's "
+            f"training samples (flagged `extrapolated`): {100 * hit[flagged].mean():.1f} % of "
+            f"them within ±10 %{rest}.")
 
 
 def comparison(entries, pred, opsum, feats, measured, measure_seconds, predictor_info):
@@ -221,7 +232,8 @@ def main(argv=None) -> int:
         for m in [store.get(args.backend, e.key(args.backend, p))] if m is not None)
 
     t = time.monotonic()
-    pred, fallback, n_kernels, opsum = predict(predictor, done)
+    pred, flagged, n_kernels, opsum = predict(predictor, done)
+    fallback, extrapolated = (list(v) for v in zip(*flagged)) if flagged else ([], [])
     timing["predict"] = time.monotonic() - t
     t = time.monotonic()
     feats = [graph_features(e.graph) for e in done]
@@ -250,7 +262,7 @@ def main(argv=None) -> int:
                "pass_c_ms": e.ms.get(dataset.TIEBREAK), "measured_ms": e.measured_ms,
                "predicted_ms": float(pred[i]),
                "op_sum_ms": float(opsum[i]), "fallback_kernels": fallback[i],
-               "kernels": n_kernels[i]}
+               "extrapolated_kernels": extrapolated[i], "kernels": n_kernels[i]}
         for m, by_index in cmp_models.items():
             if m not in ("nn-meter", "op-sum") and i in by_index:
                 row[f"{m}_ms"] = by_index[i]
@@ -266,6 +278,8 @@ def main(argv=None) -> int:
     if any(fallback):
         notes.append(f"{sum(1 for f in fallback if f)} models have kernels priced by the generic "
                      "fallback (no trained cost model for their kernel type).")
+    if any(extrapolated):
+        notes.append(extrapolation_note(np.array(extrapolated) > 0, pred, measured))
     timing["total"] = time.monotonic() - t_start
     result = {
         "backend": args.backend, "backend_version": backend.version(), "quick": args.quick,

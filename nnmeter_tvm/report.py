@@ -16,6 +16,7 @@ class KernelPrediction(NamedTuple):
     fallback: bool  # True when no trained cost model covers this kernel type
     cost_model: str  # the cost model that produced ``ms``, e.g. "conv" or "fallback:generic"
     measured_ms: float | None = None
+    extrapolated: bool = False  # beyond the range of its cost model's training samples
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,10 @@ class Report:
         return tuple(k for k in self.kernels if k.fallback)
 
     @property
+    def extrapolated_kernels(self) -> tuple[KernelPrediction, ...]:
+        return tuple(k for k in self.kernels if k.extrapolated)
+
+    @property
     def error(self) -> float | None:
         """Relative error of the prediction against the measurement, when there is one."""
         if self.measured_ms is None or self.measured_ms <= 0:
@@ -46,11 +51,13 @@ class Report:
             "total_ms": self.total_ms,
             "kernels": [
                 {"name": k.name, "type": k.type, "nodes": list(k.nodes), "ms": k.ms,
-                 "fallback": k.fallback, "cost_model": k.cost_model}
+                 "fallback": k.fallback, "extrapolated": k.extrapolated,
+                 "cost_model": k.cost_model}
                 | ({"measured_ms": k.measured_ms} if k.measured_ms is not None else {})
                 for k in self.kernels
             ],
             "fallback_kernels": len(self.fallback_kernels),
+            "extrapolated_kernels": len(self.extrapolated_kernels),
             "warnings": list(self.warnings),
         }
         if self.measured_ms is not None:

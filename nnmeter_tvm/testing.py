@@ -35,5 +35,8 @@ def assert_latency_within(model, budget_ms: float, predictor="ort-cpu", input_sh
         if rep.fallback_kernels:
             message += (f"\nnote: {len(rep.fallback_kernels)} of {len(rep.kernels)} kernels are "
                         "priced by the generic fallback (no trained model for their type)")
+        if rep.extrapolated_kernels:
+            message += (f"\nnote: {len(rep.extrapolated_kernels)} of {len(rep.kernels)} kernels "
+                        "are beyond their cost model's training range (extrapolated)")
         raise AssertionError(message)
     return rep

@@ -7,7 +7,8 @@ compiles to the same code and gives the same outputs; it only adds attributes:
 
 - module: ``nnmeter.total_latency_ms`` (float), ``nnmeter.kernels`` (the per-kernel table, one
   map per kernel: ``name``, ``nnmeter.kernel`` (type), ``nnmeter.latency_ms``, ``fallback``,
-  ``cost_model``, ``nodes``, ``bindings``, ``functions``), ``nnmeter.predictor``,
+  ``extrapolated``, ``cost_model``, ``nodes``, ``bindings``, ``functions``),
+  ``nnmeter.predictor``,
   ``nnmeter.warnings``.  :func:`report` reads them back into a :class:`Report`.
 - after FuseOps, each fused (``Primitive``) function: ``nnmeter.kernel`` (the kernel type,
   ``+``-joined when several predicted kernels are anchored there) and ``nnmeter.latency_ms``.
@@ -133,7 +134,8 @@ def annotate(mod: tvm.IRModule, conv, report: Report) -> tvm.IRModule:
         bindings = [b for n in k.nodes for b in conv.placement[n].bindings] if k.nodes else []
         functions = list(dict.fromkeys(host[n].name for n in k.nodes if n in host))
         rows.append({"name": k.name, "nnmeter.kernel": k.type, "nnmeter.latency_ms": float(k.ms),
-                     "fallback": bool(k.fallback), "cost_model": k.cost_model,
+                     "fallback": bool(k.fallback), "extrapolated": bool(k.extrapolated),
+                     "cost_model": k.cost_model,
                      "nodes": list(k.nodes), "bindings": bindings, "functions": functions})
     info = {key: str(value) for key, value in report.predictor.items()
             if key in ("name", "backend", "backend_version", "source") and value is not None}
@@ -191,7 +193,8 @@ def report(mod: tvm.IRModule) -> Report:
     kernels = tuple(
         KernelPrediction(name=str(r["name"]), type=str(r["nnmeter.kernel"]),
                          nodes=tuple(str(n) for n in r["nodes"]), ms=float(r["nnmeter.latency_ms"]),
-                         fallback=bool(r["fallback"]), cost_model=str(r["cost_model"]))
+                         fallback=bool(r["fallback"]), cost_model=str(r["cost_model"]),
+                         extrapolated="extrapolated" in r and bool(r["extrapolated"]))
         for r in attrs["nnmeter.kernels"])
     predictor = {str(k): (float(v) if k == "fixed_overhead_ms" else str(v))
                  for k, v in attrs["nnmeter.predictor"].items()}
@@ -215,7 +218,8 @@ def budget_message(rep: Report, budget_ms: float, top: int = TOP_KERNELS) -> str
              f"[model {rep.model}, predictor {rep.predictor.get('name', '?')}]",
              f"heaviest kernels (of {len(rep.kernels)}):"]
     for k in sorted(rep.kernels, key=lambda k: -k.ms)[:top]:
-        flag = "  (fallback estimate)" if k.fallback else ""
+        flag = ("  (fallback estimate)" if k.fallback else
+                "  (beyond its cost model's training range)" if k.extrapolated else "")
         lines.append(f"  {k.ms:9.3f} ms  {100 * k.ms / max(rep.total_ms, 1e-12):5.1f} %  "
                      f"{k.type:<24s} {k.name}{flag}")
     return "\n".join(lines)

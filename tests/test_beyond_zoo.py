@@ -1,32 +1,43 @@
 """The transformer encoders of benchmarks/beyond_zoo.py (no zoo family, so no rule and no
-zoo-drawn sample covers them): valid ONNX, priced end to end by the default bundle with the ops
-it has no cost model for flagged and none at zero, and by ``ort-cpu-wide`` with trained ones."""
+zoo-drawn sample covers them): valid ONNX, priced end to end by the default bundle with trained
+cost models (its samples include the wide grid's transformer layers), and flagged by a bundle
+whose gemm model has seen fc layers only."""
+import numpy as np
 import pytest
 
 from helpers import benchmark_script
 from nnmeter_tvm.onnx_import import graph_from_proto
-from nnmeter_tvm.predictors import load_predictor
+from nnmeter_tvm.predictors import Predictor, load_predictor
 
 
 @pytest.mark.parametrize("shape", [(16, 64, 2, 1), (49, 128, 4, 2)])
-def test_an_encoder_is_priced_with_its_uncovered_ops_flagged(shape):
+def test_the_default_bundle_prices_an_encoder_with_trained_models(shape):
     graph = graph_from_proto(benchmark_script("beyond_zoo").encoder(*shape))
     report = load_predictor("ort-cpu").predict(graph)
-    by_type = {}
-    for k in report.kernels:
-        by_type.setdefault(k.type, set()).add(k.fallback)
-        assert k.ms > 0, k.name
-    assert by_type["layernorm"] == {True} and by_type["softmax"] == {True}
-    assert by_type["gemm"] == {False}  # trained, if only on fc layers (see the benchmark)
     assert len(report.kernels) == 26 * shape[3] and report.total_ms > 0
+    assert all(k.ms > 0 for k in report.kernels)
+    assert not report.fallback_kernels
+    assert {"gemm", "softmax", "layernorm", "matmul"} <= {k.type for k in report.kernels}
+    assert not any(k.extrapolated for k in report.kernels if k.type in ("gemm", "matmul"))
 
 
-def test_the_wide_bundle_prices_an_encoders_layers_with_trained_models():
+def test_a_gemm_model_of_fc_layers_flags_the_projections_of_an_encoder():
+    """What the default bundle did before it had transformer samples: a 49-row projection
+    priced by a model of one-row fc layers, silently.  Now it is flagged, naming ``m``."""
+    from nnmeter_tvm import features
+    from nnmeter_tvm.builder.training import train_family
+
+    rng = np.random.default_rng(0)
+    width = len(features.raw_fields("gemm"))
+    rows = [[1, 1, int(k), int(n), 1, 1, 1] for k, n in rng.integers(16, 4096, (60, 2))]
+    raw = np.array([r + [0] * (width - len(r) - 1) + [4] for r in rows], dtype=np.float64)
+    x = features.encode("gemm", raw)
+    flops = x[:, features.feature_names("gemm").index("flops")]
+    fc = train_family("gemm", x, 0.005 + flops / 4e7, feature_names=features.feature_names("gemm"),
+                      rounds=40)
     graph = graph_from_proto(benchmark_script("beyond_zoo").encoder(49, 128, 4, 1))
-    wide = load_predictor("ort-cpu-wide").predict(graph)
-    default = load_predictor("ort-cpu").predict(graph)
-    assert wide.predictor["name"] == "ort-cpu-wide" and not any(k.fallback for k in wide.kernels)
-    # the default gemm model has seen fc layers only and prices a 49-row projection several
-    # times what the wide one (trained on rows) does
-    price = lambda r: sum(k.ms for k in r.kernels if k.type == "gemm")  # noqa: E731
-    assert price(default) > 3 * price(wide)
+    report = Predictor("ort-cpu", models={"gemm": fc.model},
+                       rules_file=load_predictor("ort-cpu").rules_file).predict(graph)
+    gemms = [k for k in report.kernels if k.cost_model == "gemm"]
+    assert gemms and all(k.extrapolated for k in gemms)
+    assert any("gemm: " in w and " m" in w for w in report.warnings)

@@ -60,6 +60,8 @@ def test_round_trip_gives_identical_predictions(saved):
     assert [k.ms for k in a.kernels] == [k.ms for k in b.kernels]
     assert a.total_ms == b.total_ms
     assert [k.fallback for k in a.kernels] == [k.fallback for k in b.kernels]
+    assert [k.extrapolated for k in a.kernels] == [k.extrapolated for k in b.kernels]
+    assert loaded.models["conv"].info["range"] == pred.models["conv"].info["range"]
     assert loaded.models["conv"].target == pred.models["conv"].target
     # and by path through load_predictor
     assert load_predictor(str(out)).predict_kernels(graph, kernels).total_ms == a.total_ms

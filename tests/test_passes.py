@@ -129,6 +129,8 @@ def test_report_roundtrip_and_missing():
     assert [(k.name, k.type, k.nodes) for k in rep.kernels] == \
         [(k.name, k.type, k.nodes) for k in direct.kernels]
     assert [k.ms for k in rep.kernels] == pytest.approx([k.ms for k in direct.kernels])
+    assert [(k.fallback, k.extrapolated) for k in rep.kernels] == \
+        [(k.fallback, k.extrapolated) for k in direct.kernels]
     with pytest.raises(ValueError, match="run nnmeter_tvm.passes.NNMeterEstimate"):
         report(relax_module("resnet", "pre"))
 

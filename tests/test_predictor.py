@@ -63,6 +63,43 @@ def test_report_json_shape(graph, trained):
     assert d["predictor"]["backend"] == "ort-cpu"
 
 
+def test_a_kernel_outside_the_trained_range_is_flagged_and_named(graph, trained):
+    """Trees cannot extrapolate: a conv with a fused bn and relu, priced by a model trained on
+    convs without epilogue, is flagged, and the warning says why; below the range is not."""
+    from nnmeter_tvm import features
+
+    model = trained.models["conv"]
+    low, high = (np.array(model.info["range"][k]) for k in ("low", "high"))
+    inside = ((low + high) / 2)[None]
+    assert not model.outside(inside).any()
+    wide = inside.copy()
+    wide[0, features.feature_names("conv").index("cin")] = 1.2 * high[1] + 1
+    assert list(np.flatnonzero(model.outside(wide)[0])) == [1]  # cin alone
+    assert not model.outside(low[None] / 2).any()  # smaller than every sample: not flagged
+    report = trained.predict_kernels(graph, chain_kernels(graph))
+    by_anchor = {k.nodes[0]: k for k in report.kernels}
+    assert by_anchor["conv1"].extrapolated and not by_anchor["conv2"].extrapolated  # fallback
+    warning = next(w for w in report.warnings if "beyond the range" in w)
+    assert warning.startswith("1 kernel(s), ") and "% of the predicted time" in warning
+    assert "conv: " in warning and "ep_bn" in warning
+    d = report.to_dict()
+    assert d["extrapolated_kernels"] == 1
+    assert [k["extrapolated"] for k in d["kernels"]] == [k.extrapolated for k in report.kernels]
+    assert " ~" in render_table(report)
+    # batched as one by one
+    many = trained._predict_batch([(graph, chain_kernels(graph))] * 2)
+    assert all([k.extrapolated for k in r.kernels] == [k.extrapolated for k in report.kernels]
+               for r in many)
+
+
+def test_extrapolated_kernels_of_a_small_share_are_flagged_without_a_warning(
+        graph, trained, monkeypatch):
+    monkeypatch.setattr("nnmeter_tvm.predictors.predictor.EXTRAPOLATED_WARN_SHARE", 1.01)
+    report = trained.predict_kernels(graph, chain_kernels(graph))
+    assert report.to_dict()["extrapolated_kernels"] == 1
+    assert not any("beyond the range" in w for w in report.warnings)
+
+
 def _partition_available():
     try:
         load_predictor("ort-cpu").rules  # the shipped bundle's rules, or rules/ort-cpu.json

@@ -84,7 +84,7 @@ def setup(tmp_path, monkeypatch):
                                   insitu_per_family=1, calib_per_family=1, initial_samples=24,
                                   grid_samples=12, round_samples=8, near_per_bad=2, max_rounds=1,
                                   max_samples=400, families=("resnet", "mobilenetv2"),
-                                  train_rounds=20, repeats=2)
+                                  train_rounds=20, repeats=2, grid="cnn")
     return cfg, rules, tmp_path
 
 
@@ -222,6 +222,58 @@ def test_retrain_pools_the_samples_of_several_bundles(setup):
     assert len(meta["build"]["runs"]) == 2
     source = json.loads((tmp / "a" / "bundle.json").read_text())["build"]
     assert meta["build"]["calibration_ms"] == source["calibration_ms"]
+
+
+def test_a_wide_build_draws_the_transformer_layers_on_top_of_the_grid(setup):
+    assert BuildConfig.for_backend("ort-cpu").grid == "wide"  # the default there
+    assert BuildConfig.for_backend("tvm-llvm").grid == "cnn"
+    cfg, rules, tmp = setup
+    cfg = replace(cfg, grid="wide", wide_samples=10)
+    _builder(cfg, rules, tmp, FakeBackend()).run(tmp / "bundle")
+    units = [json.loads(x) for x in (tmp / "samples.jsonl").read_text().splitlines()]
+    drawn = {o: sum(len(u["specs"]) for u in units if u.get("origin") == o)
+             for o in ("grid", "grid-wide")}
+    assert drawn == {"grid": cfg.grid_samples, "grid-wide": 10}
+    wide = [s for u in units if u.get("origin") == "grid-wide" for s in u["specs"]]
+    assert {s["kind"] for s in wide} <= {"gemm", "matmul", "softmax"}
+    assert "softmax" in load_bundle(tmp / "bundle").models
+
+
+def test_extend_adds_the_wide_grid_and_keeps_every_other_sample(setup):
+    """``build --extend BUNDLE``: the transformer layers measured, nothing else; the kernel
+    types they do not touch get the same cost models, the calibration times are the bundle's."""
+    from nnmeter_tvm.builder.build import extend
+    from nnmeter_tvm.errors import BundleError
+
+    cfg, rules, tmp = setup
+    cfg = replace(cfg, wide_samples=12)
+    _builder(cfg, rules, tmp, FakeBackend()).run(tmp / "a")
+    backend = FakeBackend()
+    result = extend(tmp / "a", tmp / "x", progress=False, backend=backend)
+    a, x = (json.loads((tmp / d / "bundle.json").read_text())["build"] for d in ("a", "x"))
+    assert backend.measure_calls == 0 and backend.truth_calls > 0
+    assert x["samples_by_origin"].pop("grid-wide") > 0 and "grid-wide" not in a["samples_by_origin"]
+    assert x["samples_by_origin"] == a["samples_by_origin"]
+    assert result.samples > a["kernel_samples"]
+    assert x["config"]["grid"] == "wide" and x["calibration_ms"] == a["calibration_ms"]
+    assert x["extended_from"][0]["bundle"] == str(tmp / "a") and len(x["runs"]) == 2
+    assert (tmp / "x" / "models" / "conv.json").read_bytes() == \
+        (tmp / "a" / "models" / "conv.json").read_bytes()
+    assert "softmax" in load_bundle(tmp / "x").models
+    assert not (tmp / "x" / "extend.jsonl").exists()  # the working log, once the bundle is written
+    with pytest.raises(BundleError, match="--grid wide"):
+        extend(tmp / "a", tmp / "y", progress=False, grid="cnn", backend=FakeBackend())
+
+
+def test_extend_refuses_a_bundle_measured_with_another_backend_version(setup, monkeypatch):
+    from nnmeter_tvm.builder.build import extend
+    from nnmeter_tvm.errors import BundleError
+
+    cfg, rules, tmp = setup
+    _builder(cfg, rules, tmp, FakeBackend()).run(tmp / "a")
+    monkeypatch.setattr("nnmeter_tvm.predictors.bundle.backend_version", lambda b: "newer")
+    with pytest.raises(BundleError, match="same backend version"):
+        extend(tmp / "a", tmp / "x", progress=False, backend=FakeBackend())
 
 
 def test_retrain_of_a_bundle_without_samples_is_a_clear_error(setup, tmp_path):

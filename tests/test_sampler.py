@@ -102,19 +102,20 @@ def test_grid_is_seeded_distinct_and_inside_its_ranges():
             assert s["cin"] % s["groups"] == s["cout"] % s["groups"] == 0
 
 
-def test_wide_grid_adds_transformer_layers_inside_their_ranges():
-    a = Sampler([], seed=5).grid(300, "wide")
-    assert a == Sampler([], seed=5).grid(300, "wide")
+def test_wide_draws_transformer_layers_inside_their_ranges():
+    a = Sampler([], seed=5).wide(150)
+    assert a == Sampler([], seed=5).wide(150)
+    assert len({spec_key(s) for s in a}) == len(a) == 150
     m = sampler_module
-    assert {"matmul", "softmax"} <= {s["kind"] for s in a}
+    assert {s["kind"] for s in a} == {"gemm", "matmul", "softmax"}
     assert {s["op"] for s in a if s["kind"] == "softmax"} == {"softmax", "layernorm"}
-    rows = [s for s in a if s["kind"] == "gemm" and s.get("m", 1) > 1]
-    assert rows and all(m.GRID_ROWS[0] <= s["m"] <= m.GRID_ROWS[1] and s["epi"] == []
-                        for s in rows)
     for s in a:
-        if s["kind"] == "matmul":
+        assert spec_flops(s) <= m.GRID_MAX_FLOPS
+        if s["kind"] == "gemm":  # projections over rows, not fc layers
+            assert m.GRID_ROWS[0] <= s["m"] <= m.GRID_ROWS[1] and s["epi"] == []
+        elif s["kind"] == "matmul":
             assert all(m.GRID_MATMUL[0] <= s[f] <= m.GRID_MATMUL[1] for f in "mkn")
-        elif s["kind"] == "softmax":
+        else:
             assert m.GRID_SOFTMAX_ROWS[0] <= s["rows"] <= m.GRID_SOFTMAX_ROWS[1]
             assert m.GRID_SOFTMAX_LEN[0] <= s["len"] <= m.GRID_SOFTMAX_LEN[1]
     graph = load_graph(build_model(a[:60], seed=0))  # every spec writes a loadable model
@@ -126,8 +127,6 @@ def test_an_unknown_grid_is_refused_by_name():
     from nnmeter_tvm.errors import NNMeterError
 
     with pytest.raises(NNMeterError, match="grid 'tokens'.*cnn, wide"):
-        Sampler([], seed=0).grid(5, "tokens")
-    with pytest.raises(NNMeterError, match="grid 'tokens'"):
         BuildConfig.for_backend("ort-cpu", grid="tokens")
 
 

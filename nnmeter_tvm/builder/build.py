@@ -29,7 +29,8 @@ Samples go to a JSON-lines log (``--store``) as they are measured: a stopped bui
 where it stopped, and a rebuild with the same log measures nothing again.  The bundle carries a
 gzipped copy of the log (``samples.jsonl.gz``) and the calibration models' times, so that its
 cost models can be retrained, on a subset (leave-one-family-out) or after a change of features
-or training (:func:`retrain`), on any machine.
+or training (:func:`retrain`), on any machine; :func:`extend` adds the wide grid's transformer
+layers to a bundle, measuring those alone.
 """
 from __future__ import annotations
 
@@ -74,7 +75,10 @@ class BuildConfig:
     calib_retries: int = 3          # a drifted calibration model is timed again between packs
     initial_samples: int = 900      # specs drawn from the prior before the adaptive rounds
     grid_samples: int = 250         # family-agnostic specs (``Sampler.grid``) beside those
-    grid: str = "cnn"               # ... of this grid ("wide": with transformer layers too)
+    grid: str = "cnn"               # ... of this grid ("wide": transformer layers on top;
+                                    # the default of ort-cpu)
+    wide_samples: int = 150         # the wide grid's transformer specs (``Sampler.wide``),
+                                    # out of the adaptive rounds' share of the budget
     near_per_bad: int = 4           # new specs around each bad held-out configuration
     round_samples: int = 300        # at most this many new specs per adaptive round
     max_rounds: int = 2
@@ -94,7 +98,9 @@ class BuildConfig:
 
     @classmethod
     def for_backend(cls, backend: str, **overrides) -> "BuildConfig":
-        base = {"ort-cpu": {"prior_min_specs": 150}, "tvm-llvm": {
+        # ort-cpu: the wide grid, transformer layers on top of the CNN grid, cost the zoo
+        # nothing in three builds of each (results/build-from-scratch-wide/README.md)
+        base = {"ort-cpu": {"prior_min_specs": 150, "grid": "wide"}, "tvm-llvm": {
             # untuned TVM kernels are 10-100x slower and every model compiles: small shapes,
             # a longer budget (a from-scratch build took about 22 min)
             "minutes": 30.0, "input_size": 64, "prior_per_family": 2, "insitu_per_family": 1,
@@ -189,6 +195,16 @@ class SampleLog:
         return {"file": Path(path).name, "sha256": hashlib.sha256(Path(path).read_bytes())
                 .hexdigest(), "units": len(self.units), "kernels": self.kernel_measurements(),
                 "context": dict(self.context)}
+
+    def pool(self, other: "SampleLog", source: str) -> None:
+        """Take the units of ``other`` (the samples of bundle ``source``) that this log lacks;
+        both must come from one backend version on one CPU."""
+        if other.context != self.context:
+            raise BundleError(f"bundle {source}: samples of {other.context}, not "
+                              f"{self.context}; pool only samples of the same backend version "
+                              "on the same CPU (extend a bundle on the machine that built it)")
+        for key, unit in other.units.items():
+            self.units.setdefault(key, unit)
 
     def kernel_measurements(self) -> int:
         """Kernels timed: those of every unit's record, and of the records replaced."""
@@ -372,6 +388,7 @@ class Builder:
         self.measured_now = 0  # kernels timed in this process (not resumed)
         self._rows: dict[str, list] = {}
         self.calib_ms: dict[str, float] = {}  # calibration model store key -> measured ms
+        self.calib_known: dict[str, float] = {}  # ... times a bundle brings (``extend``)
         self._calib_pending: list = []  # calibration models whose times drifted, to retry
         self._calib_tries: Counter = Counter()
         self.phases: dict[str, float] = {}  # seconds of this run per step (where the time goes)
@@ -603,6 +620,10 @@ class Builder:
                 break
             self.retry_calibration()
 
+    def wide_specs(self, sampler) -> list[dict]:
+        """The wide grid's transformer specs this build still lacks."""
+        return sampler.wide(max(0, self.config.wide_samples - self._drawn("grid-wide")))
+
     def _drawn(self, origin: str) -> int:
         """Specs of ``origin`` already profiled (a resumed build draws only the rest)."""
         return sum(len(u["specs"]) for u in self.log.units.values() if u["origin"] == origin)
@@ -714,7 +735,8 @@ class Builder:
         store = Store(self.measure_store)
         try:
             return self._calibration_ms(store, self._calibration_key(family, index), family,
-                                        index, True, {}, attempts=self.config.attempts) is not None
+                                        index, True, self.calib_known,
+                                        attempts=self.config.attempts) is not None
         finally:
             store.close()
 
@@ -786,9 +808,12 @@ class Builder:
         # every measured spec is marked, so it is never drawn again
         sampler.mark(s["target"] for s in self.samples() if s.get("target"))
         sampler.mark(spec_key(s["spec"]) for s in self.samples() if s.get("spec"))
-        self.measure_specs({
+        groups = {
             "initial": sampler.initial(max(0, cfg.initial_samples - self._drawn("initial"))),
-            "grid": sampler.grid(max(0, cfg.grid_samples - self._drawn("grid")), cfg.grid)})
+            "grid": sampler.grid(max(0, cfg.grid_samples - self._drawn("grid")))}
+        if cfg.grid == "wide":
+            groups["grid-wide"] = self.wide_specs(sampler)
+        self.measure_specs(groups)
         self._phase("initial")
         # between rounds only the held-out errors matter: a smaller fit, one target
         quick = max(20, cfg.train_rounds // 3)
@@ -876,17 +901,19 @@ class Builder:
         trained.overhead = {k: overhead[k] for k in ("fixed_ms", "per_kernel_ms", "scale")}
         self._phase("overhead_fit")  # with calibration models measured again (drifted)
         seconds = time.monotonic() - self.start
-        if source is None:  # a retraining measured nothing (and its log is a bundle's)
+        measuring = source is None or source.get("extended")  # a retraining measured nothing
+        if measuring:
             self.log.add_run(seconds, self.measured_now)
+        own_runs = [{k: r[k] for k in ("seconds", "kernels_timed", "date")}
+                    for r in self.log.runs] if measuring else []
         units = list(self.log.units.values())
         build_meta = {
-            "config": source["config"] if source else asdict(cfg),
+            "config": source["config"] if source and not measuring else asdict(cfg),
             "seconds": round(seconds, 1),
             "phases": dict(self.phases),  # this run's seconds per step
             # every finished run on this sample log (a stopped one is not recorded); a
             # retraining has none of its own: the measuring runs of its source
-            "runs": source["runs"] if source else [
-                {k: r[k] for k in ("seconds", "kernels_timed", "date")} for r in self.log.runs],
+            "runs": (source["runs"] if source else []) + own_runs,
             "kernel_samples": len(samples),
             "kernels_timed": self.log.kernel_measurements(),
             "kernels_timed_this_run": self.measured_now,
@@ -910,7 +937,8 @@ class Builder:
         build_meta["samples"] = self.log.export(Path(out_dir) / SAMPLES_FILE)
         build_meta["calibration_ms"] = dict(sorted(self.calib_ms.items()))
         if source is not None:
-            build_meta["retrained_from"] = source["record"]
+            build_meta["extended_from" if source.get("extended") else "retrained_from"] = \
+                source["record"]
             build_meta["reprofiled"] = bool(source.get("reprofiled"))
         # where the samples were timed
         machine = source["machine"] if source and not source.get("reprofiled") else machine_info()
@@ -977,13 +1005,8 @@ def retrain(bundles, out_dir, progress: bool = True, reprofile: bool = False) ->
     builder.rules_file = sources[0].rules_file  # the rules its samples were partitioned with
     runs = []
     for src in sources:
-        log = bundle_builder(src).log if src is not sources[0] else builder.log
-        if log.context != builder.log.context:
-            raise BundleError(f"bundle {src.meta.get('source')}: samples of {log.context}, not "
-                              f"{builder.log.context} as the first bundle's; pool only bundles "
-                              "built with the same backend version on the same CPU")
-        for key, unit in log.units.items():
-            builder.log.units.setdefault(key, unit)
+        if src is not sources[0]:
+            builder.log.pool(bundle_builder(src).log, src.meta.get("source"))
         runs += (src.meta.get("build") or {}).get("runs") or []
     first = sources[0].meta.get("build") or {}
     working = Path(out_dir) / "reprofile.jsonl" if reprofile else None
@@ -1004,6 +1027,53 @@ def retrain(bundles, out_dir, progress: bool = True, reprofile: bool = False) ->
     return result
 
 
+def extend(bundle, out_dir, progress: bool = True, grid: str = "wide",
+           backend=None) -> BuildResult:
+    """``bundle`` with the family-agnostic samples of ``grid`` that it lacks measured here and
+    now (``wide``: the transformer layers of ``Sampler.wide``), then every cost model trained
+    again on the pooled samples.  Nothing else is drawn (no adaptive round, no drifted unit
+    measured again), so the kernel types the new samples do not touch are trained on the same
+    samples as before; the calibration times are the bundle's.  Resumable: the new units go to
+    ``out_dir/extend.jsonl`` until the bundle is written.  ``backend``: to measure on (None:
+    the bundle's)."""
+    from .. import features
+    from ..predictors import Predictor, load_predictor
+
+    if grid != "wide":
+        raise BundleError(f"extend: grid {grid!r} has nothing to add to a bundle; the wide "
+                          "grid adds transformer layers (--grid wide)")
+    source = load_predictor(bundle, models=False)
+    builder = bundle_builder(source)
+    builder._backend = backend
+    first = source.meta.get("build") or {}
+    builder.config = replace(builder.config, grid=grid)
+    builder.progress = Progress(progress)
+    builder.rules_file = source.rules_file
+    old = builder.log
+    working = Path(out_dir) / "extend.jsonl"
+    builder.log = builder.new_log(working)  # this machine's, and the new units
+    builder.log.pool(old, source.meta.get("source"))
+    builder.calib_known = first.get("calibration_ms") or {}
+    builder.features = features
+    builder.predictor = Predictor(builder.config.backend, rules_file=builder.rules_file)
+    sampler = Sampler([], seed=builder.config.seed)  # the grids need no prior
+    sampler.mark(spec_key(s["spec"]) for s in builder.samples() if s.get("spec"))
+    builder.config = replace(builder.config, max_samples=builder.log.kernel_measurements()
+                             + 4 * builder.config.wide_samples)  # room for the new specs only
+    builder.measure_specs({"grid-wide": builder.wide_specs(sampler)})
+    for unit in builder.log.drifted_units():  # once more, the new ones only
+        if unit["unit"] not in old.units:
+            builder._measure_unit(unit["unit"], builder._unit_model(unit), **_unit_info(unit))
+    builder._phase("extend")
+    result = builder._fit_and_write(out_dir, first.get("rounds") or [], 0,
+                                    len(builder.log.drifted_units()), source={
+        "record": [_source_record(bundle, source)], "machine": source.meta.get("machine"),
+        "runs": first.get("runs") or [], "sample_log": first.get("sample_log"),
+        "calibration_ms": builder.calib_known, "extended": True})
+    working.unlink(missing_ok=True)
+    return result
+
+
 def _unit_info(unit: dict) -> dict:
     """What a log record says of its model besides its kernels (to profile it again)."""
     return {k: unit[k] for k in ("kind", "origin", "zoo", "specs", "seed") if k in unit}
@@ -1016,8 +1086,9 @@ def _source_record(name, src) -> dict:
               "schema_version": src.meta.get("schema_version"),
               "seconds": build_meta.get("seconds"),
               "kernel_samples": build_meta.get("kernel_samples")}
-    if build_meta.get("retrained_from"):
-        record["retrained_from"] = build_meta["retrained_from"]
+    for key in ("retrained_from", "extended_from"):
+        if build_meta.get(key):
+            record[key] = build_meta[key]
     return record
 
 

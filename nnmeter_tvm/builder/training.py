@@ -176,11 +176,18 @@ def train_family(family: str, x, ms, keys=None, feature_names=(), seed: int = 0,
     baseline = base_all if best == "logratio" else None
     booster = fit_booster(x, ms, best, seed, rounds, None if baseline is None else base_all_ms)
     info = {"samples": samples, "rows": int(len(ms)), "heldout": by_target[best],
-            "by_target": by_target}
+            "by_target": by_target, "range": training_range(x)}
     if baseline is not None and line_errors:
         info["baseline_errors"] = line_errors
     model = FamilyModel(family, booster, best, feature_names, info, baseline)
     return FamilyResult(family, model, by_target[best], by_target, len(ms), samples, bad)
+
+
+def training_range(x) -> dict:
+    """Each feature's lowest and highest value among the rows a model was trained on: trees
+    cannot extrapolate, so a kernel above them is flagged (``FamilyModel.outside``)."""
+    x = np.asarray(x, dtype=np.float64)
+    return {"low": x.min(axis=0).tolist(), "high": x.max(axis=0).tolist()}
 
 
 # ---- whole-model overhead -----------------------------------------------------------------------

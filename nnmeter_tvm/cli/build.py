@@ -1,7 +1,8 @@
 """``nnmeter-tvm build --backend NAME -o DIR``: sample and measure kernels, train, write a bundle.
 
 ``--retrain BUNDLE [BUNDLE ...]`` trains again from the samples bundles carry, measuring nothing
-(with ``--reprofile``: profiling the same models again first)."""
+(with ``--reprofile``: profiling the same models again first); ``--extend BUNDLE`` measures the
+wide grid's transformer layers the bundle lacks and trains again on all its samples."""
 from __future__ import annotations
 
 import sys
@@ -25,10 +26,14 @@ def add_parser(sub):
     p.add_argument("--rules", default=None, metavar="FILE",
                    help="fusion rules to partition with (default rules/<backend>.json)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    p.add_argument("--grid", choices=GRIDS, default="cnn",
-                   help="family-agnostic samples: cnn (default), or wide, which adds the "
-                        "layers of transformers (gemms over many rows, attention matmuls, "
-                        "softmax, layernorm)")
+    p.add_argument("--grid", choices=GRIDS, default=None,
+                   help="family-agnostic samples: cnn, or wide, which adds the layers of "
+                        "transformers (gemms over many rows, attention matmuls, softmax, "
+                        "layernorm) on top (default: wide for ort-cpu, cnn for tvm-llvm)")
+    p.add_argument("--extend", default=None, metavar="BUNDLE",
+                   help="add the wide grid's transformer layers to BUNDLE (a name or folder "
+                        "built on this machine): measure those it lacks, train again on all "
+                        "its samples, measuring nothing else")
     p.add_argument("--retrain", default=None, nargs="+", metavar="BUNDLE",
                    help="train again from the kernel samples these bundles (names or folders) "
                         "carry, pooled, measuring nothing (e.g. after a change of features); "
@@ -42,9 +47,15 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from ..builder.build import build, retrain
+    from ..builder.build import build, extend, retrain
 
-    if args.retrain:
+    if args.retrain and args.extend:
+        print("error: give --retrain or --extend, not both", file=sys.stderr)
+        return 2
+    if args.extend:
+        result = extend(args.extend, args.output, progress=not args.quiet,
+                        grid=args.grid or "wide")
+    elif args.retrain:
         result = retrain(args.retrain, args.output, progress=not args.quiet,
                          reprofile=args.reprofile)
     elif args.reprofile:
@@ -55,7 +66,9 @@ def run(args) -> int:
               file=sys.stderr)
         return 2
     else:
-        overrides = {"seed": args.seed, "grid": args.grid}
+        overrides = {"seed": args.seed}
+        if args.grid is not None:
+            overrides["grid"] = args.grid
         if args.minutes is not None:
             overrides["minutes"] = args.minutes
         if args.max_samples is not None:
@@ -71,7 +84,8 @@ def run(args) -> int:
     o = result.overhead
     print(f"  overhead: {o.get('form')}: fixed {o.get('fixed_ms', 0):.4f} ms, per kernel "
           f"{o.get('per_kernel_ms', 0):.5f} ms, scale {o.get('scale', 1):.3f}")
-    if result.drifted and (args.reprofile or not args.retrain):  # else nothing was measured
+    if result.drifted and (args.reprofile or not (args.retrain or args.extend)):
+        # (a retraining measured nothing; an extension measured its drifted units again)
         print(f"warning: {result.drifted} profiled models were timed while another process "
               "loaded the machine (reference drift > 5 % in every attempt) and give no samples; "
               "run the same command again when it is quieter: the build resumes and measures "

@@ -72,7 +72,8 @@ def _write_junit(path, model, rep, budget_ms, failure, seconds):
     for key, value in (("predicted_ms", f"{rep.total_ms:.6f}"), ("budget_ms", f"{budget_ms:g}"),
                        ("predictor", str(rep.predictor.get("name"))),
                        ("kernels", str(len(rep.kernels))),
-                       ("fallback_kernels", str(len(rep.fallback_kernels)))):
+                       ("fallback_kernels", str(len(rep.fallback_kernels))),
+                       ("extrapolated_kernels", str(len(rep.extrapolated_kernels)))):
         ET.SubElement(props, "property", name=key, value=value)
     if failure:
         el = ET.SubElement(case, "failure", type="BudgetExceeded", message=failure.splitlines()[0])

@@ -22,6 +22,9 @@ import numpy as np
 
 TARGETS = ("log", "relerr", "logratio")
 _MIN_MS = 1e-5
+# a feature may pass the top of its trained range by this fraction before the kernel is
+# flagged as outside it (a channel count 5 % above the largest sample is not news)
+RANGE_SLACK = 0.1
 
 
 def to_target(target: str, ms, base=None):
@@ -68,10 +71,26 @@ class FamilyModel:
         self.feature_names = tuple(feature_names)
         self.info = dict(info or {})
         self.baseline = baseline
+        r = self.info.get("range")
+        # the top of the trained range plus the slack, over the features the model reads; None
+        # for a bundle built without ranges
+        n = len(self.feature_names) or None
+        self._top = None if not r else \
+            np.asarray(r["high"][:n], float) + RANGE_SLACK * np.abs(r["high"][:n])
 
     def baseline_ms(self, x) -> np.ndarray | None:
         """The baseline's ms for encoded rows ``x`` (None without a baseline)."""
         return None if self.baseline is None else self.baseline.predict_encoded(self.family, x)
+
+    def outside(self, x) -> np.ndarray | None:
+        """Per encoded row of ``x``, per feature: True where the value is above the range the
+        model was trained on (plus ``RANGE_SLACK``); None when the bundle recorded no range.
+        Only above: below its smallest sample a kernel is priced as that sample, a few
+        microseconds at most, while above its largest one the trees stay flat as the work
+        grows (a 49-row projection priced as an fc layer, or a layer 10x the largest)."""
+        if self._top is None:
+            return None
+        return x[:, :len(self._top)] > self._top  # an older schema: a prefix of the features
 
     def finish(self, raw, x) -> np.ndarray:
         """ms from the booster's raw output ``raw`` for the encoded rows ``x``."""

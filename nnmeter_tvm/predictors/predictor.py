@@ -4,10 +4,13 @@
 
 ``kernel_ms`` comes from the kernel family's XGBoost model when the bundle has one, otherwise
 from the generic FLOPs/bytes model (:mod:`.fallback`), and then the kernel is flagged
-``fallback=True`` in the report.  The two overhead terms are the backend's per-run cost and
-per-kernel dispatch cost, and ``scale`` corrects kernel times taken from a profiler; all three
-are fitted on whole models when the bundle was built (0, 0, 1 without a bundle).
-Each kernel's reported ``ms`` includes its dispatch overhead; the fixed per-run overhead is in
+``fallback=True`` in the report.  A kernel with a feature above the range its family's model
+was trained on (``FamilyModel.outside``: trees cannot extrapolate) is flagged
+``extrapolated=True``, and the report's warnings say which features when those kernels carry
+``EXTRAPOLATED_WARN_SHARE`` of the prediction or more.  The two overhead terms
+are the backend's per-run cost and per-kernel dispatch cost, and ``scale`` corrects kernel
+times taken from a profiler; all three are fitted on whole models when the bundle was built
+(0, 0, 1 without a bundle).  Each kernel's reported ``ms`` includes its dispatch overhead; the fixed per-run overhead is in
 ``report.predictor["fixed_overhead_ms"]`` and in ``total_ms``.  The per-kernel term may be
 negative (profiler times include a little profiling cost per kernel); a kernel is never priced
 below ``KERNEL_FLOOR`` times its cost-model time.  A *view* kernel (an op the backend runs as
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import gc
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,6 +32,10 @@ from .fallback import GenericModel, generic_stats, kernel_stats
 
 
 KERNEL_FLOOR = 0.25  # fraction of its cost-model time below which no kernel is priced
+# extrapolated kernels get a warning line when they carry this share of the prediction: on the
+# zoo, 137 of 680 models flag kernels of under 1 % of their time (reshapes and concats a little
+# larger than any sample) and are as accurate as the rest (benchmarks/results/extend-wide/)
+EXTRAPOLATED_WARN_SHARE = 0.01
 
 
 class Predictor:
@@ -111,8 +119,8 @@ class Predictor:
 
     def kernel_ms(self, graph: Graph, kernels) -> tuple[np.ndarray, np.ndarray]:
         """(ms without overhead, fallback flags) for each kernel; the builder uses this."""
-        ms, fb, _ = self._price([(graph, list(kernels))])
-        return ms[0], fb[0]
+        priced = self._price([(graph, list(kernels))])
+        return priced.ms[0], priced.fallback[0]
 
     # ---- internals ----------------------------------------------------------------------
     @staticmethod
@@ -123,8 +131,9 @@ class Predictor:
 
         return load_graph(model, input_shapes)
 
-    def _price(self, items):
-        """Per item: kernel times (ms, no overhead), fallback flags, cost-model names."""
+    def _price(self, items) -> "_Priced":
+        """Per item: kernel times (ms, no overhead), fallback flags, cost-model names, and the
+        kernels beyond their model's training range."""
         features = _features()
         ms = [np.zeros(len(ks)) for _, ks in items]
         fb = [np.zeros(len(ks), dtype=bool) for _, ks in items]
@@ -135,7 +144,7 @@ class Predictor:
                 ms[i][:] = self.fallback.predict(stats) if stats else 0.0
                 fb[i][:] = True
                 names[i] = ["fallback:generic"] * len(kernels)
-            return ms, fb, names
+            return _Priced(ms, fb, names, [{} for _ in items])
         pairs, bounds = [], [0]
         for graph, kernels in items:
             pairs.extend((k, graph) for k in kernels)
@@ -144,6 +153,7 @@ class Predictor:
         flat_fb = np.zeros(len(pairs), dtype=bool)
         # an object array: each family's name is set at its rows' positions in one step
         flat_names = np.full(len(pairs), "", dtype=object)
+        outside = {}  # flat position -> the features beyond the trained range
         # views (ops the backend runs as no kernel: aliases, common subexpressions it merged)
         # cost nothing; only the others are priced
         priced_at = [i for i, (k, _) in enumerate(pairs) if not k.attrs.get("view")]
@@ -172,10 +182,29 @@ class Predictor:
             flat_ms[pos] = pred
             flat_fb[pos] = flag
             flat_names[pos] = label
+            if family in priced:
+                outside.update(self._outside(family, x, inverse.get(family), pos))
         ms = [flat_ms[a:b] for a, b in zip(bounds, bounds[1:])]
         fb = [flat_fb[a:b] for a, b in zip(bounds, bounds[1:])]
         names = [flat_names[a:b].tolist() for a, b in zip(bounds, bounds[1:])]
-        return ms, fb, names
+        out = [{} for _ in items]
+        if outside:  # each flagged position to its item (a NAS batch has thousands)
+            at = np.fromiter(outside, dtype=np.intp, count=len(outside))
+            for p, i in zip(at.tolist(), (np.searchsorted(bounds, at, "right") - 1).tolist()):
+                out[i][p - bounds[i]] = outside[p]
+        return _Priced(ms, fb, names, out)
+
+    def _outside(self, family: str, x, inverse, positions) -> dict:
+        """{flat position: (family, features)} of the rows of ``x`` beyond the range the
+        family's model was trained on (``inverse`` maps kernels to distinct rows)."""
+        mask = self.models[family].outside(x)
+        if mask is None or not mask.any():
+            return {}
+        feature_names = self.models[family].feature_names
+        hit = {int(i): tuple(feature_names[j] for j in np.flatnonzero(mask[i]))
+               for i in np.flatnonzero(mask.any(axis=1))}
+        rows = inverse if inverse is not None else range(len(x))
+        return {int(p): (family, hit[r]) for p, r in zip(positions, rows) if r in hit}
 
     def _cost_models(self, encoded: dict) -> dict:
         """ms for the families that have a trained model: every family's trees walked in one
@@ -191,13 +220,13 @@ class Predictor:
         return {f: self.models[f].finish(raw[f], batch[f]) for f in batch}
 
     def _predict_batch(self, items) -> list[Report]:
-        ms, fb, names = self._price(items)
+        priced = self._price(items)
         fixed = float(self.overhead["fixed_ms"])
         per_kernel = float(self.overhead["per_kernel_ms"])
         scale = float(self.overhead.get("scale", 1.0))
         info = self.info
         reports = []
-        for (graph, kernels), k_ms, k_fb, k_names in zip(items, ms, fb, names):
+        for (graph, kernels), k_ms, k_fb, k_names, k_out in zip(items, *priced):
             # a (negative) per-kernel correction never takes a kernel below a quarter of its
             # cost-model time
             k_ms = np.maximum(scale * k_ms + per_kernel, KERNEL_FLOOR * k_ms)
@@ -207,15 +236,44 @@ class Predictor:
             preds = tuple(
                 KernelPrediction(k.name, k.type, tuple(k.nodes), t, f, n)
                 for k, t, f, n in zip(kernels, k_ms.tolist(), k_fb.tolist(), k_names))
+            if k_out:
+                preds = tuple(p._replace(extrapolated=True) if i in k_out else p
+                              for i, p in enumerate(preds))
             warnings = self.warnings
             if k_fb.any():
                 types = sorted({k.type for k, f in zip(kernels, k_fb) if f})
                 warnings += (f"{int(k_fb.sum())} kernel(s) priced by the generic FLOPs/bytes "
                              f"fallback (no trained model): {', '.join(types)}",)
+            if k_out:
+                share = float(k_ms[list(k_out)].sum()) / max(fixed + float(k_ms.sum()), 1e-12)
+                if share >= EXTRAPOLATED_WARN_SHARE:
+                    warnings += (_outside_warning(k_out, share),)
             reports.append(Report(model=graph.name, predictor=info,
                                   total_ms=float(fixed + k_ms.sum()), kernels=preds,
                                   warnings=warnings))
         return reports
+
+
+class _Priced(NamedTuple):
+    """What ``Predictor._price`` returns, per item (one list entry per graph)."""
+
+    ms: list          # kernel ms without overhead
+    fallback: list    # bool per kernel: no trained model
+    names: list       # the cost model of each kernel
+    outside: list     # {kernel index: (family, features beyond the trained range)}
+
+
+def _outside_warning(outside: dict, share: float) -> str:
+    """One line: how many kernels, their share of the prediction, and per family the features
+    beyond the range."""
+    by_family: dict[str, dict] = {}  # family -> its features in schema order (dict: ordered)
+    for family, feats in outside.values():
+        by_family.setdefault(family, {}).update(dict.fromkeys(feats))
+    what = "; ".join(f"{f}: {', '.join(list(v)[:5])}" + (", ..." if len(v) > 5 else "")
+                     for f, v in sorted(by_family.items()))
+    return (f"{len(outside)} kernel(s), {100 * share:.0f} % of the predicted time, beyond the "
+            f"range of their cost model's training samples, priced by extrapolation and likely "
+            f"less accurate ({what})")
 
 
 @contextmanager

@@ -20,7 +20,8 @@ def render_table(report, max_rows: int | None = None) -> str:
     total = report.total_ms or 1.0
     kernels = report.kernels if max_rows is None else report.kernels[:max_rows]
     for k in kernels:
-        row = [k.name + (" *" if k.fallback else ""), k.type, _short_nodes(k.nodes),
+        row = [k.name + (" *" if k.fallback else "") + (" ~" if k.extrapolated else ""),
+               k.type, _short_nodes(k.nodes),
                f"{k.ms:.4f}", f"{100 * k.ms / total:5.1f}%"]
         if measured:
             if k.measured_ms is not None and k.measured_ms > 0:
@@ -50,6 +51,9 @@ def render_table(report, max_rows: int | None = None) -> str:
     if report.fallback_kernels:
         lines.append(f"* {len(report.fallback_kernels)} kernel(s) on the generic FLOPs/bytes "
                      "fallback (no trained model for their type)")
+    if report.extrapolated_kernels:
+        lines.append(f"~ {len(report.extrapolated_kernels)} kernel(s) beyond the range of their "
+                     "cost model's training samples")
     for w in report.warnings:
         if "generic FLOPs/bytes fallback (no trained model)" not in w:
             lines.append(f"warning: {w}")
