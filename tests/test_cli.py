@@ -38,6 +38,18 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "junk.onnx" in err and "Traceback" not in err
 
 
+def test_kernels_truth_lists_the_backends_own_kernels_through_the_cli(tmp_path, capsys):
+    """The README's `nnmeter-tvm kernels MODEL --truth --json` (no rules needed)."""
+    path = small_model(tmp_path / "m.onnx")
+    assert main(["kernels", str(path), "--truth", "--untimed", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["backend"] == "ort-cpu" and out["timed"] is False
+    assert any(set(k["nodes"]) == {"conv", "relu"} for k in out["kernels"])
+    assert main(["kernels", str(path)]) == 2  # neither --rules nor --truth: one line
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--rules" in err and "--truth" in err
+
+
 def test_module_entry_point_runs(tmp_path):
     path = small_model(tmp_path / "m.onnx")
     done = subprocess.run([sys.executable, "-m", "nnmeter_tvm", "graph", str(path)],

@@ -1,5 +1,7 @@
 """``nnmeter-tvm kernels MODEL.onnx --rules FILE``: split a model into kernels with a rules file.
 
+``--truth --backend B`` lists the backend's own kernels instead (:mod:`.kernels_truth`).
+
 ``--compare-truth --backend B`` also asks the backend for its own kernels and reports the
 fraction of them the partition reproduces exactly (same member node set; a reorder the backend
 inserts counts as reproduced when the partition inserts one of the same direction there), and
@@ -17,15 +19,20 @@ _DIRECTION = {"ReorderInput": "to_blocked", "ReorderOutput": "from_blocked"}
 def add_parser(sub):
     p = sub.add_parser("kernels", help="split a model into the kernels a backend runs")
     p.add_argument("model", help="path of an .onnx model")
-    p.add_argument("--rules", required=True,
-                   help="rules file (rules/<backend>.json) or a shipped backend name")
+    p.add_argument("--rules", default=None,
+                   help="rules file (rules/<backend>.json) or a shipped backend name (needed "
+                        "but with --truth)")
     from .graph import add_input_shape_arg
 
     add_input_shape_arg(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--compare-truth", action="store_true",
                    help="compare with the backend's own kernels (needs --backend)")
-    p.add_argument("--backend", help="backend for --compare-truth, e.g. ort-cpu")
+    p.add_argument("--backend", help="backend for --compare-truth or --truth, e.g. ort-cpu "
+                                     "(--truth: default ort-cpu)")
+    from .kernels_truth import add_truth_args
+
+    add_truth_args(p)
     p.set_defaults(func=run)
 
 
@@ -35,7 +42,15 @@ def run(args) -> int:
     from ..errors import NNMeterError
     from ..kernels.partition import partition_with_decisions
     from ..onnx_import import load_graph, parse_input_shapes
+    from .kernels_truth import run_truth
 
+    if args.truth:
+        args.backend = args.backend or "ort-cpu"
+        return run_truth(args)
+    if not args.rules:
+        raise NNMeterError("kernels needs --rules FILE (rules/<backend>.json, or a backend "
+                           "name such as ort-cpu), or --truth --backend B for the backend's "
+                           "own kernels")
     shapes = parse_input_shapes(args.input_shape)
     graph = load_graph(args.model, shapes)
     rules = load(args.rules)
