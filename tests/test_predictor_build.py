@@ -506,3 +506,14 @@ def test_reprofile_without_retrain_is_one_line(tmp_path, capsys):
     assert main(["build", "--backend", "ort-cpu", "--reprofile", "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "--reprofile needs --retrain" in err and "\n" not in err
+
+
+def test_extend_misuse_is_one_line(tmp_path, capsys):
+    from nnmeter_tvm.cli import main
+
+    assert main(["build", "--extend", "ort-cpu", "--retrain", "ort-cpu", "-o",
+                 str(tmp_path)]) == 2
+    assert "--retrain or --extend, not both" in capsys.readouterr().err
+    assert main(["build", "--extend", "ort-cpu", "--grid", "cnn", "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--grid wide" in err and "\n" not in err
