@@ -11,6 +11,7 @@ from nnmeter_tvm import features
 from nnmeter_tvm.backends.base import KernelTruth, Measurement, TruthKernel, load
 from nnmeter_tvm.backends.protocol import ProtocolConfig
 from nnmeter_tvm.builder.build import BuildConfig, Builder, interleave
+from nnmeter_tvm.builder.sampler import wide_counts
 from nnmeter_tvm.kernels import partition
 from nnmeter_tvm.onnx_import import load_graph
 from nnmeter_tvm.predictors import Predictor, load_bundle
@@ -228,14 +229,14 @@ def test_a_wide_build_draws_the_transformer_layers_on_top_of_the_grid(setup):
     assert BuildConfig.for_backend("ort-cpu").grid == "wide"  # the default there
     assert BuildConfig.for_backend("tvm-llvm").grid == "cnn"
     cfg, rules, tmp = setup
-    cfg = replace(cfg, grid="wide", wide_samples=10)
+    cfg = replace(cfg, grid="wide", wide_samples=30)
     _builder(cfg, rules, tmp, FakeBackend()).run(tmp / "bundle")
     units = [json.loads(x) for x in (tmp / "samples.jsonl").read_text().splitlines()]
     drawn = {o: sum(len(u["specs"]) for u in units if u.get("origin") == o)
              for o in ("grid", "grid-wide")}
-    assert drawn == {"grid": cfg.grid_samples, "grid-wide": 10}
+    assert drawn == {"grid": cfg.grid_samples, "grid-wide": sum(wide_counts(30).values())}
     wide = [s for u in units if u.get("origin") == "grid-wide" for s in u["specs"]]
-    assert {s["kind"] for s in wide} <= {"gemm", "matmul", "softmax"}
+    assert {s["kind"] for s in wide} == {"gemm", "matmul", "softmax", "pad"}
     assert "softmax" in load_bundle(tmp / "bundle").models
 
 
@@ -246,7 +247,7 @@ def test_extend_adds_the_wide_grid_and_keeps_every_other_sample(setup):
     from nnmeter_tvm.errors import BundleError
 
     cfg, rules, tmp = setup
-    cfg = replace(cfg, wide_samples=12)
+    cfg = replace(cfg, wide_samples=30)
     _builder(cfg, rules, tmp, FakeBackend()).run(tmp / "a")
     backend = FakeBackend()
     result = extend(tmp / "a", tmp / "x", progress=False, backend=backend)

@@ -32,6 +32,7 @@ OTHERS = [
     {"kind": "matmul", "b": 4, "m": 49, "k": 16, "n": 49},
     {"kind": "softmax", "op": "softmax", "rows": 196, "len": 49},
     {"kind": "softmax", "op": "layernorm", "rows": 49, "len": 64},
+    {"kind": "pad", "c": 24, "h": 15, "w": 15, "pads": [1, 2, 1, 2]},
 ]
 ALL = [CONV, DW, GCONV] + OTHERS
 
@@ -102,12 +103,14 @@ def test_grid_is_seeded_distinct_and_inside_its_ranges():
             assert s["cin"] % s["groups"] == s["cout"] % s["groups"] == 0
 
 
-def test_wide_draws_transformer_layers_inside_their_ranges():
-    a = Sampler([], seed=5).wide(150)
-    assert a == Sampler([], seed=5).wide(150)
-    assert len({spec_key(s) for s in a}) == len(a) == 150
+def test_wide_draws_its_kinds_in_their_shares_inside_their_ranges():
     m = sampler_module
-    assert {s["kind"] for s in a} == {"gemm", "matmul", "softmax"}
+    counts = m.wide_counts(150)
+    assert counts == {"gemm": 45, "matmul": 30, "softmax": 52, "pad": 22}
+    a = Sampler([], seed=5).wide(counts)
+    assert a == Sampler([], seed=5).wide(counts)
+    assert len({spec_key(s) for s in a}) == len(a) == sum(counts.values())
+    assert Counter(s["kind"] for s in a) == counts
     assert {s["op"] for s in a if s["kind"] == "softmax"} == {"softmax", "layernorm"}
     for s in a:
         assert spec_flops(s) <= m.GRID_MAX_FLOPS
@@ -115,11 +118,15 @@ def test_wide_draws_transformer_layers_inside_their_ranges():
             assert m.GRID_ROWS[0] <= s["m"] <= m.GRID_ROWS[1] and s["epi"] == []
         elif s["kind"] == "matmul":
             assert all(m.GRID_MATMUL[0] <= s[f] <= m.GRID_MATMUL[1] for f in "mkn")
+        elif s["kind"] == "pad":
+            t, l, b, r = s["pads"]
+            assert (t, l) == (b, r) and all(m.GRID_PAD[0] <= p <= m.GRID_PAD[1] for p in (t, l))
         else:
             assert m.GRID_SOFTMAX_ROWS[0] <= s["rows"] <= m.GRID_SOFTMAX_ROWS[1]
             assert m.GRID_SOFTMAX_LEN[0] <= s["len"] <= m.GRID_SOFTMAX_LEN[1]
-    graph = load_graph(build_model(a[:60], seed=0))  # every spec writes a loadable model
-    assert all(any(n.name.startswith(f"k{i}.") for n in graph) for i in range(60))
+    picked = a[::3]  # every kind writes a loadable model
+    graph = load_graph(build_model(picked, seed=0))
+    assert all(any(n.name.startswith(f"k{i}.") for n in graph) for i in range(len(picked)))
 
 
 def test_an_unknown_grid_is_refused_by_name():

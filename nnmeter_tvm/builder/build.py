@@ -49,7 +49,7 @@ from ..backends.protocol import DRIFT_LIMIT, ProtocolConfig, within_drift
 from ..errors import BundleError, MeasurementError, NNMeterError, unknown_name
 from .kernel_models import (build_model, chain_model, pack_specs, scope_of, spec_from_kernel,
                             spec_key, specs_by_scope)
-from .sampler import GRIDS, Sampler, prior_from_kernels
+from .sampler import GRIDS, Sampler, prior_from_kernels, wide_counts
 
 
 @dataclass(frozen=True)
@@ -621,8 +621,11 @@ class Builder:
             self.retry_calibration()
 
     def wide_specs(self, sampler) -> list[dict]:
-        """The wide grid's transformer specs this build still lacks."""
-        return sampler.wide(max(0, self.config.wide_samples - self._drawn("grid-wide")))
+        """The wide grid's specs this build still lacks, kind by kind."""
+        drawn = Counter(s["kind"] for u in self.log.units.values()
+                        if u["origin"] == "grid-wide" for s in u["specs"])
+        return sampler.wide({kind: max(0, n - drawn[kind])
+                             for kind, n in wide_counts(self.config.wide_samples).items()})
 
     def _drawn(self, origin: str) -> int:
         """Specs of ``origin`` already profiled (a resumed build draws only the rest)."""

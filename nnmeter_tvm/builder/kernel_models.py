@@ -126,6 +126,12 @@ def spec_from_kernel(kernel, graph) -> dict | None:
         if any(len(s) != 4 or s[2:] != ishape[2:] for s in anchor.input_shapes):
             return None
         return {"kind": "concat", "cs": cs, "h": h, "w": w}
+    if anchor.op == "pad" and not rest and a.get("mode", "constant") in ("constant", b"constant"):
+        p = a.get("pads")
+        if p is None or len(p) != 8 or any(p[i] for i in (0, 1, 4, 5)):
+            return None
+        return {"kind": "pad", "c": c, "h": h, "w": w,
+                "pads": [int(p[2]), int(p[3]), int(p[6]), int(p[7])]}
     if anchor.op == "split" and not rest and a.get("axis") in (1, -3):
         return {"kind": "split", "sizes": [int(s[1]) for s in anchor.output_shapes],
                 "h": h, "w": w}

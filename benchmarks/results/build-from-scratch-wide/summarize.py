@@ -9,7 +9,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 out = {}
-for d in sorted(p for p in HERE.iterdir() if (p / "evaluate-ort-cpu.json").is_file()):
+for d in sorted(p for p in HERE.iterdir() if (p / "evaluate-ort-cpu.json").is_file()
+                and (p / "build-from-scratch-ort-cpu.json").is_file()):  # not widetop-pooled
     build = json.loads((d / "build-from-scratch-ort-cpu.json").read_text())
     ev = json.loads((d / "evaluate-ort-cpu.json").read_text())
     rows = ev["models"]
