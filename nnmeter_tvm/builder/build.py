@@ -29,8 +29,8 @@ Samples go to a JSON-lines log (``--store``) as they are measured: a stopped bui
 where it stopped, and a rebuild with the same log measures nothing again.  The bundle carries a
 gzipped copy of the log (``samples.jsonl.gz``) and the calibration models' times, so that its
 cost models can be retrained, on a subset (leave-one-family-out) or after a change of features
-or training (:func:`retrain`), on any machine; :func:`extend` adds the wide grid's transformer
-layers to a bundle, measuring those alone.
+or training (:func:`retrain`), on any machine; :func:`extend` adds the wide grid's layers
+(transformer layers, standalone pads) to a bundle, measuring those alone.
 """
 from __future__ import annotations
 
@@ -75,9 +75,9 @@ class BuildConfig:
     calib_retries: int = 3          # a drifted calibration model is timed again between packs
     initial_samples: int = 900      # specs drawn from the prior before the adaptive rounds
     grid_samples: int = 250         # family-agnostic specs (``Sampler.grid``) beside those
-    grid: str = "cnn"               # ... of this grid ("wide": transformer layers on top;
-                                    # the default of ort-cpu)
-    wide_samples: int = 150         # the wide grid's transformer specs (``Sampler.wide``),
+    grid: str = "cnn"               # ... of this grid ("wide": transformer layers and pads
+                                    # on top; the default of ort-cpu)
+    wide_samples: int = 150         # the wide grid's specs (``Sampler.wide``, ``wide_counts``),
                                     # out of the adaptive rounds' share of the budget
     near_per_bad: int = 4           # new specs around each bad held-out configuration
     round_samples: int = 300        # at most this many new specs per adaptive round
@@ -1033,12 +1033,12 @@ def retrain(bundles, out_dir, progress: bool = True, reprofile: bool = False) ->
 def extend(bundle, out_dir, progress: bool = True, grid: str = "wide",
            backend=None) -> BuildResult:
     """``bundle`` with the family-agnostic samples of ``grid`` that it lacks measured here and
-    now (``wide``: the transformer layers of ``Sampler.wide``), then every cost model trained
-    again on the pooled samples.  Nothing else is drawn (no adaptive round, no drifted unit
-    measured again), so the kernel types the new samples do not touch are trained on the same
-    samples as before; the calibration times are the bundle's.  Resumable: the new units go to
-    ``out_dir/extend.jsonl`` until the bundle is written.  ``backend``: to measure on (None:
-    the bundle's)."""
+    now, kind by kind (``wide``: the transformer layers and pads of ``Sampler.wide``), then
+    every cost model trained again on the pooled samples.  Nothing else is drawn (no adaptive
+    round, no drifted unit measured again), so the kernel types the new samples do not touch
+    are trained on the same samples as before; the calibration times are the bundle's.
+    Resumable: the new units go to ``out_dir/extend.jsonl`` until the bundle is written.
+    ``backend``: to measure on (None: the bundle's)."""
     from .. import features
     from ..predictors import Predictor, load_predictor
 

@@ -14,7 +14,7 @@ from the zoo.  It covers what the zoo's layers do not (a new architecture's odd 
 a standalone bn at 3x3, a projection over many tokens), so the cost models generalise beyond
 the families they were drawn from, and leave-one-family-out keeps these samples for every
 family (none was drawn from it).  The **wide** grid (``build --grid wide``) draws, on top of
-it, the layers of transformers, which no zoo family has (:meth:`Sampler.wide`).
+it, layers no zoo model runs: those of transformers, and standalone pads (:meth:`Sampler.wide`).
 """
 
 from __future__ import annotations

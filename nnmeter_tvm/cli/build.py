@@ -2,7 +2,7 @@
 
 ``--retrain BUNDLE [BUNDLE ...]`` trains again from the samples bundles carry, measuring nothing
 (with ``--reprofile``: profiling the same models again first); ``--extend BUNDLE`` measures the
-wide grid's transformer layers the bundle lacks and trains again on all its samples."""
+wide grid's layers the bundle lacks and trains again on all its samples."""
 from __future__ import annotations
 
 import sys
@@ -31,9 +31,9 @@ def add_parser(sub):
                         "transformers (gemms over many rows, attention matmuls, softmax, "
                         "layernorm) on top (default: wide for ort-cpu, cnn for tvm-llvm)")
     p.add_argument("--extend", default=None, metavar="BUNDLE",
-                   help="add the wide grid's transformer layers to BUNDLE (a name or folder "
-                        "built on this machine): measure those it lacks, train again on all "
-                        "its samples, measuring nothing else")
+                   help="add the wide grid's layers (transformer layers, standalone pads) to "
+                        "BUNDLE (a name or folder built on this machine): measure those it "
+                        "lacks, train again on all its samples, measuring nothing else")
     p.add_argument("--retrain", default=None, nargs="+", metavar="BUNDLE",
                    help="train again from the kernel samples these bundles (names or folders) "
                         "carry, pooled, measuring nothing (e.g. after a change of features); "

@@ -7,14 +7,15 @@ from the generic FLOPs/bytes model (:mod:`.fallback`), and then the kernel is fl
 ``fallback=True`` in the report.  A kernel with a feature above the range its family's model
 was trained on (``FamilyModel.outside``: trees cannot extrapolate) is flagged
 ``extrapolated=True``, and the report's warnings say which features when those kernels carry
-``EXTRAPOLATED_WARN_SHARE`` of the prediction or more.  The two overhead terms
-are the backend's per-run cost and per-kernel dispatch cost, and ``scale`` corrects kernel
-times taken from a profiler; all three are fitted on whole models when the bundle was built
-(0, 0, 1 without a bundle).  Each kernel's reported ``ms`` includes its dispatch overhead; the fixed per-run overhead is in
-``report.predictor["fixed_overhead_ms"]`` and in ``total_ms``.  The per-kernel term may be
-negative (profiler times include a little profiling cost per kernel); a kernel is never priced
-below ``KERNEL_FLOOR`` times its cost-model time.  A *view* kernel (an op the backend runs as
-no kernel: an alias, or a duplicate it merged) costs 0 and its cost model is named ``view``.
+``EXTRAPOLATED_WARN_SHARE`` of the prediction or more.  The two overhead terms are the
+backend's per-run cost and per-kernel dispatch cost, and ``scale`` corrects kernel times taken
+from a profiler; all three are fitted on whole models when the bundle was built (0, 0, 1
+without a bundle).  Each kernel's reported ``ms`` includes its dispatch overhead; the fixed
+per-run overhead is in ``report.predictor["fixed_overhead_ms"]`` and in ``total_ms``.  The
+per-kernel term may be negative (profiler times include a little profiling cost per kernel); a
+kernel is never priced below ``KERNEL_FLOOR`` times its cost-model time.  A *view* kernel (an
+op the backend runs as no kernel: an alias, or a duplicate it merged) costs 0 and its cost
+model is named ``view``.
 
 A ``Predictor`` with no trained models is valid: every kernel is then priced by the fallback.
 """
