@@ -10,8 +10,8 @@ measured latency (the protocol of shared/MEASURE.md), the kernels priced by the 
 fallback, and the share of the backend's kernels the partition reproduces exactly (as
 ``benchmarks/kernels.py`` counts it); per kernel type, the price against the profiled time of
 the kernels formed as the backend forms them.  Writes
-``benchmarks/results/beyond_zoo-<predictor>.json`` and ``.md`` (``--predictor ort-cpu-wide``:
-the bundle built with ``--grid wide``).
+``benchmarks/results/beyond_zoo-<predictor>.json`` and ``.md`` (``--predictor DIR``: another
+bundle, e.g. one built from scratch).
 """
 from __future__ import annotations
 

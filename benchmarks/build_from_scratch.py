@@ -34,8 +34,8 @@ from nnmeter_tvm.builder.sampler import GRIDS
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def build_runs(backend: str, out: Path, minutes: float | None, runs: int,
-               grid: str = "cnn", seed: int = 0) -> list[dict]:
+def build_runs(backend: str, out: Path, minutes: float | None, runs: int, grid: str,
+               seed: int) -> list[dict]:
     """``nnmeter-tvm build`` ``runs`` times into ``out`` with a fresh log and store."""
     work = out.parent
     env = dict(os.environ, NNMETER_TVM_STORE=str(work / "measurements.sqlite"))

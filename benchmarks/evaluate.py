@@ -105,9 +105,10 @@ def predict(predictor, entries):
     graphs = [e.graph for e in entries]
     reports = predictor.predict_many(graphs)
     pred = np.array([r.total_ms for r in reports])
-    flagged = [(len(r.fallback_kernels), len(r.extrapolated_kernels)) for r in reports]
+    fallback = [len(r.fallback_kernels) for r in reports]
+    extrapolated = [len(r.extrapolated_kernels) for r in reports]
     kernels = [len(r.kernels) for r in reports]
-    return pred, flagged, kernels, baselines.operator_sum(predictor, graphs)
+    return pred, fallback, extrapolated, kernels, baselines.operator_sum(predictor, graphs)
 
 
 def extrapolation_note(flagged, pred, measured) -> str:
@@ -232,8 +233,7 @@ def main(argv=None) -> int:
         for m in [store.get(args.backend, e.key(args.backend, p))] if m is not None)
 
     t = time.monotonic()
-    pred, flagged, n_kernels, opsum = predict(predictor, done)
-    fallback, extrapolated = (list(v) for v in zip(*flagged)) if flagged else ([], [])
+    pred, fallback, extrapolated, n_kernels, opsum = predict(predictor, done)
     timing["predict"] = time.monotonic() - t
     t = time.monotonic()
     feats = [graph_features(e.graph) for e in done]

@@ -620,6 +620,14 @@ class Builder:
                 break
             self.retry_calibration()
 
+    def sampler(self, prior) -> Sampler:
+        """A sampler over ``prior`` that has every spec measured so far marked, so it never
+        draws one again."""
+        sampler = Sampler(prior, seed=self.config.seed)
+        sampler.mark(s["target"] for s in self.samples() if s.get("target"))
+        sampler.mark(spec_key(s["spec"]) for s in self.samples() if s.get("spec"))
+        return sampler
+
     def wide_specs(self, sampler) -> list[dict]:
         """The wide grid's specs this build still lacks, kind by kind."""
         drawn = Counter(s["kind"] for u in self.log.units.values()
@@ -805,12 +813,9 @@ class Builder:
         self._phase("insitu")
         self.measure_calibration()
         self._phase("calibration")
-        sampler = Sampler(self.prior(), seed=cfg.seed)
+        sampler = self.sampler(self.prior())
         self.progress.line(f"in-situ: {self.log.kernel_measurements()} kernels timed, "
                            f"{len(self.samples())} samples")
-        # every measured spec is marked, so it is never drawn again
-        sampler.mark(s["target"] for s in self.samples() if s.get("target"))
-        sampler.mark(spec_key(s["spec"]) for s in self.samples() if s.get("spec"))
         groups = {
             "initial": sampler.initial(max(0, cfg.initial_samples - self._drawn("initial"))),
             "grid": sampler.grid(max(0, cfg.grid_samples - self._drawn("grid")))}
@@ -1059,8 +1064,7 @@ def extend(bundle, out_dir, progress: bool = True, grid: str = "wide",
     builder.calib_known = first.get("calibration_ms") or {}
     builder.features = features
     builder.predictor = Predictor(builder.config.backend, rules_file=builder.rules_file)
-    sampler = Sampler([], seed=builder.config.seed)  # the grids need no prior
-    sampler.mark(spec_key(s["spec"]) for s in builder.samples() if s.get("spec"))
+    sampler = builder.sampler([])  # the grids need no prior
     builder.config = replace(builder.config, max_samples=builder.log.kernel_measurements()
                              + 4 * builder.config.wide_samples)  # room for the new specs only
     builder.measure_specs({"grid-wide": builder.wide_specs(sampler)})
