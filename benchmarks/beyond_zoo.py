@@ -2,10 +2,12 @@
 
     python benchmarks/beyond_zoo.py [--backend ort-cpu]
 
-The rules and cost models come from the zoo's 12 CNN families and NAS-Bench-201.  This prices
+The zoo-drawn samples come from the zoo's 12 CNN families and NAS-Bench-201.  This prices
 small transformer encoders (pre-norm, ViT-like: LayerNorm, MatMul with bias, multi-head
 attention with Softmax, GELU MLP, residual adds; no zoo family has one) and measures them on
-the backend, to say plainly what a user gets outside the zoo.  Per model: predicted and
+the backend, to say plainly what a user gets outside the zoo.  Their fusion rules were added to
+``rules/ort-cpu.json`` by ``nnmeter-tvm detect-rules --add-to rules/ort-cpu.json --families
+none --models`` on the encoders ``--save-models`` writes.  Per model: predicted and
 measured latency (the protocol of shared/MEASURE.md), the kernels priced by the generic
 fallback, and the share of the backend's kernels the partition reproduces exactly (as
 ``benchmarks/kernels.py`` counts it); per kernel type, the price against the profiled time of
@@ -95,7 +97,19 @@ def main(argv=None) -> int:
                     help="ort-cpu only: untuned TVM takes minutes per encoder")
     ap.add_argument("--predictor", help="bundle folder or name (default: the backend's bundle)")
     ap.add_argument("--out", default=str(ROOT / "results"))
+    ap.add_argument("--save-models", metavar="DIR",
+                    help="only write the encoders as ONNX files into DIR (e.g. for "
+                         "`nnmeter-tvm detect-rules --models`) and stop")
     args = ap.parse_args(argv)
+    if args.save_models:
+        import onnx
+
+        Path(args.save_models).mkdir(parents=True, exist_ok=True)
+        for shape in ENCODERS:
+            model = encoder(*shape)
+            onnx.save(model, str(Path(args.save_models) / f"{model.graph.name}.onnx"))
+        print(f"wrote {len(ENCODERS)} encoders to {args.save_models}", file=sys.stderr)
+        return 0
 
     from nnmeter_tvm.backends import get_backend
     from nnmeter_tvm.backends.machine import describe_machine
@@ -161,11 +175,12 @@ def render(r: dict) -> str:
     lines = [f"# Beyond the zoo: transformer encoders on {r['backend']} {r['backend_version']}",
              "",
              f"Generated {r['date']} by `benchmarks/beyond_zoo.py` in {r['seconds']:.0f} s; "
-             f"CPU {r['machine'].get('cpu_model')}; predictor `{r['predictor']}`. The rules and "
-             "the in-situ and prior samples of every bundle come from the zoo's CNN families and "
+             f"CPU {r['machine'].get('cpu_model')}; predictor `{r['predictor']}`. The in-situ "
+             "and prior samples of every bundle come from the zoo's CNN families and "
              "NAS-Bench-201: no transformer; only family-agnostic samples (`build --grid wide`, "
-             "`build --extend`: gemms over many rows, attention matmuls, softmax and layernorm) "
-             "price their layers.", "",
+             "`build --extend`: gemms and bias projections over many rows, attention matmuls, "
+             "softmax and layernorm) price their layers. The encoders' fusion rules were "
+             "detected on these encoders (`detect-rules --add-to ... --models`).", "",
              f"- within ±10 %: **{100 * r['within_10pct']:.0f} %** of {len(r['models'])} "
              f"encoders; median error **{100 * r['median_error']:+.0f} %**",
              f"- the backend's kernels reproduced exactly by the partition: "

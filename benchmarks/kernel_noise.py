@@ -30,9 +30,14 @@ from eval_lib.report import write_results
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def pack_units(log_path: Path, count: int) -> list[dict]:
+def pack_units(log_path: Path, count: int, spread: bool = False) -> list[dict]:
+    """The log's first ``count`` kernel models, or ``count`` evenly spaced over it (``spread``:
+    the first ones are all of one origin, the initial samples)."""
     units = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-    return [u for u in units if u.get("kind") == "pack" and u.get("kernels")][:count]
+    packs = [u for u in units if u.get("kind") == "pack" and u.get("kernels")]
+    if spread and len(packs) > count:
+        return [packs[i] for i in np.linspace(0, len(packs) - 1, count).round().astype(int)]
+    return packs[:count]
 
 
 def agreement(builder: Builder, units: list[dict]) -> tuple[np.ndarray, list[dict]]:
@@ -68,14 +73,21 @@ def main(argv=None) -> int:
     ap.add_argument("--packs", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=None,
                     help="sessions per model (default: the build's)")
+    ap.add_argument("--min-runs", type=int, default=None,
+                    help="timed runs per session, at least (default: the build's)")
+    ap.add_argument("--min-time", type=float, default=None,
+                    help="seconds of timed runs per session, at least (default: the build's)")
+    ap.add_argument("--spread", action="store_true",
+                    help="take the packs evenly spaced over the log, not the first ones")
     ap.add_argument("--log", default=None, help="sample log (default: the build's)")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
-    overrides = {} if args.repeats is None else {"repeats": args.repeats}
+    overrides = {k: v for k, v in (("repeats", args.repeats), ("min_runs", args.min_runs),
+                                   ("min_time_s", args.min_time)) if v is not None}
     config = BuildConfig.for_backend(args.backend, **overrides)
     builder = Builder(config, store=args.log)
     log_path = Path(builder.log.path)
-    units = pack_units(log_path, args.packs)
+    units = pack_units(log_path, args.packs, args.spread)
     if not units:
         print(f"kernel_noise: {log_path} has no measured kernel models; run "
               f"`nnmeter-tvm build --backend {args.backend}` first", file=sys.stderr)
@@ -84,12 +96,14 @@ def main(argv=None) -> int:
     diffs, rows = agreement(builder, units)
     result = {"backend": args.backend, "date": datetime.datetime.now(datetime.timezone.utc)
               .isoformat(timespec="seconds"), "machine": describe_machine(),
-              "sample_log": str(log_path), "packs": len(units), "repeats": config.repeats,
+              "sample_log": str(log_path), "packs": len(units), "spread": args.spread, "repeats": config.repeats,
               "protocol": {"min_runs": config.min_runs, "min_time_s": config.min_time_s},
               "seconds": round(time.monotonic() - start, 1), **summary(diffs, rows),
               "rows": rows}
     out = Path(args.out)
-    name = f"kernel-noise-{args.backend}" + ("" if args.repeats is None else f"-r{args.repeats}")
+    name = f"kernel-noise-{args.backend}" + "".join(
+        f"-{tag}{value}" for tag, value in (("r", args.repeats), ("n", args.min_runs),
+                                            ("t", args.min_time)) if value is not None)
     write_results(out / name, result, render(result))
     print(f"{args.backend}: {result['kernels']} kernels measured twice, "
           f"{result['within10']:.1f} % agree within ±10 % ({result['within5']:.1f} % within "

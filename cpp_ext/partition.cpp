@@ -448,6 +448,7 @@ class Partitioner {
                 for (int t : inputs(v))
                     if (blocked_[t]) return false;
             if (cond == Cond::kCompatible && blocked_[first_output(u)] && !blocked) return false;
+            if (cond == Cond::kConstOperand && !g_.const_inputs[v]) return false;
         }
         return true;
     }

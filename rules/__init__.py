@@ -21,7 +21,7 @@ SCHEMA_VERSION = 1
 KINDS = ("pair", "chain", "multi_output", "multi_input", "view")
 TOPOLOGIES = ("fork", "diamond")
 # conditions a rule may require (see SCHEMA.md, "Conditions")
-CONDITIONS = ("blocked", "plain", "compatible")
+CONDITIONS = ("blocked", "plain", "compatible", "const_operand")
 ORIGINS = ("timing", "observed")
 # graph rewrites a backend applies before it runs anything (see SCHEMA.md, "Rewrites")
 REWRITES = ("cse",)

@@ -202,6 +202,21 @@ def test_retrain_trains_again_from_the_bundles_own_samples_and_measures_nothing(
     assert load_bundle(tmp / "again").predict_graph(graph).total_ms > 0
 
 
+def test_retrain_with_rules_partitions_with_them(setup):
+    """``build --retrain BUNDLE --rules FILE`` (e.g. the file with rules added for other
+    models): the new bundle carries and uses FILE, not the source bundle's rules."""
+    from nnmeter_tvm.builder.build import retrain
+
+    tmp, _, _ = _bundle_alone(setup)
+    more = dict(RULES, rules=RULES["rules"] + [_rule("pair", ("bn", "relu"), [[0, 1]])])
+    (tmp / "more.json").write_text(json.dumps(more))
+    retrain(tmp / "bundle", tmp / "again", progress=False, rules_file=tmp / "more.json")
+    again = load_bundle(tmp / "again")
+    assert (tmp / "again" / "rules.json").read_text() == (tmp / "more.json").read_text()
+    assert again.rules.pair("bn", "relu") is not None
+    assert load_bundle(tmp / "bundle").rules.pair("bn", "relu") is None
+
+
 def test_retrain_pools_the_samples_of_several_bundles(setup):
     """Two builds' samples in one bundle: units profiled in both are taken once (from the
     first), the measuring runs of both are recorded, the first's calibration times used."""

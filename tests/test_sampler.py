@@ -10,7 +10,9 @@ from nnmeter_tvm.builder.kernel_models import (build_model, pack_specs, rescale,
                                                spec_flops, spec_from_kernel, spec_key)
 from nnmeter_tvm.builder import sampler as sampler_module
 from nnmeter_tvm.builder.sampler import Sampler, in_bounds
+from nnmeter_tvm.kernels import partition
 from nnmeter_tvm.onnx_import import load_graph
+from nnmeter_tvm.rules import load as load_rules
 
 from _predictor_helpers import chain_kernels
 
@@ -106,16 +108,17 @@ def test_grid_is_seeded_distinct_and_inside_its_ranges():
 def test_wide_draws_its_kinds_in_their_shares_inside_their_ranges():
     m = sampler_module
     counts = m.wide_counts(150)
-    assert counts == {"gemm": 45, "matmul": 30, "softmax": 52, "pad": 22}
+    assert counts == {"gemm": 30, "projection": 22, "matmul": 22, "softmax": 52, "pad": 22}
     a = Sampler([], seed=5).wide(counts)
     assert a == Sampler([], seed=5).wide(counts)
     assert len({spec_key(s) for s in a}) == len(a) == sum(counts.values())
-    assert Counter(s["kind"] for s in a) == counts
+    assert Counter(m.wide_kind(s) for s in a) == counts
     assert {s["op"] for s in a if s["kind"] == "softmax"} == {"softmax", "layernorm"}
     for s in a:
         assert spec_flops(s) <= m.GRID_MAX_FLOPS
-        if s["kind"] == "gemm":  # projections over rows, not fc layers
+        if s["kind"] == "gemm":  # over rows, not fc layers; a projection has a bias
             assert m.GRID_ROWS[0] <= s["m"] <= m.GRID_ROWS[1] and s["epi"] == []
+            assert s["cout"] % max(1, s.get("heads", 0)) == 0
         elif s["kind"] == "matmul":
             assert all(m.GRID_MATMUL[0] <= s[f] <= m.GRID_MATMUL[1] for f in "mkn")
         elif s["kind"] == "pad":
@@ -127,6 +130,12 @@ def test_wide_draws_its_kinds_in_their_shares_inside_their_ranges():
     picked = a[::3]  # every kind writes a loadable model
     graph = load_graph(build_model(picked, seed=0))
     assert all(any(n.name.startswith(f"k{i}.") for n in graph) for i in range(len(picked)))
+    # a projection reads back as itself from the kernel the shipped rules form of it
+    projections = [s for s in a if m.wide_kind(s) == "projection"][:6]
+    graph = load_graph(build_model(projections, seed=0))
+    kernels = partition(graph, load_rules("ort-cpu"))
+    assert {k.type for k in kernels} == {"gemm-add", "gemm-add-reshape"}
+    assert [spec_from_kernel(k, graph) for k in kernels] == projections
 
 
 def test_an_unknown_grid_is_refused_by_name():

@@ -56,6 +56,22 @@ def _epilogue(ops) -> list[str] | None:
     return out
 
 
+def _projection_spec(nodes, ishape) -> dict | None:
+    """A MatMul + bias Add (+ Reshape into heads) kernel as a projection spec, or None."""
+    m, cout = int(ishape[1]), int(nodes[0].output_shape[-1])
+    bias = nodes[1].attrs.get("const_inputs") or {}
+    if list(bias.values()) != [(cout,)]:
+        return None
+    heads = 0
+    if len(nodes) == 3:
+        out = tuple(nodes[2].output_shape)
+        if len(out) != 4 or out[:2] != (1, m) or out[2] * out[3] != cout:
+            return None
+        heads = int(out[2])
+    return {"kind": "gemm", "cin": int(ishape[2]), "cout": cout, "m": m, "epi": [],
+            "bias": True, "heads": heads}
+
+
 def spec_from_kernel(kernel, graph) -> dict | None:
     """The spec of a kernel in ``graph``, or None when its shape is outside what we can write."""
     if kernel.inserted or not kernel.nodes:
@@ -86,6 +102,9 @@ def spec_from_kernel(kernel, graph) -> dict | None:
     if anchor.op == "gemm" and len(ishape) == 3 and ishape[0] == 1 and not rest:
         return {"kind": "gemm", "cin": int(ishape[2]), "cout": int(anchor.output_shape[-1]),
                 "m": int(ishape[1]), "epi": []}
+    if anchor.op == "gemm" and len(ishape) == 3 and ishape[0] == 1 and \
+            rest in (["add"], ["add", "reshape"]):
+        return _projection_spec(nodes, ishape)
     if anchor.op == "matmul" and not rest and len(ishape) == 4 and ishape[0] == 1 \
             and tuple(anchor.input_shapes[1][:2]) == tuple(ishape[:2]):
         return {"kind": "matmul", "b": int(ishape[1]), "m": int(ishape[2]), "k": int(ishape[3]),
@@ -195,8 +214,13 @@ def _write(b, spec: dict, tag: str) -> list[str]:
         inputs = [b.input((1, rows, spec["cin"]) if rows > 1 else (1, spec["cin"]),
                           name=f"{tag}.in")]
         layer = b.linear if rows > 1 else b.gemm
-        x = _epi(b, layer(inputs[0], spec["cout"], name="gemm"), spec.get("epi", ()),
-                 inputs, extra)
+        x = layer(inputs[0], spec["cout"], name="gemm")
+        if spec.get("bias"):  # a projection: + bias, then split into heads
+            x = b.bias_add(x, name="bias")
+            if spec.get("heads"):
+                h = spec["heads"]
+                x = b.reshape(x, (1, rows, h, spec["cout"] // h), name="heads")
+        x = _epi(b, x, spec.get("epi", ()), inputs, extra)
     elif kind == "matmul":
         inputs = [b.input((1, spec["b"], spec["m"], spec["k"]), name=f"{tag}.a"),
                   b.input((1, spec["b"], spec["k"], spec["n"]), name=f"{tag}.b")]

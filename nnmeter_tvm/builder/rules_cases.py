@@ -228,4 +228,6 @@ def tlabel(t: Template) -> str:
         if k in d:
             v = d[k]
             extra.append(f"{k[0]}{'x'.join(map(str, v)) if isinstance(v, tuple) else v}")
+    if d.get("const_operand"):    # a constant second operand: another test model
+        extra.append(f"const{d.get('const_rank', '')}")
     return t.op + ("(" + ",".join(extra) + ")" if extra else "")

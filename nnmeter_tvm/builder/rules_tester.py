@@ -64,19 +64,31 @@ class RuleTester:
         self.bench.set_layout(None, prefix)
         self.progress = progress or (lambda *a: None)
         self.rewrites: tuple = ()
+        self.known: set = set()
+        self.added_to: dict | None = None    # the rules file this run adds to
 
-    def detect(self, patterns: Patterns, graphs=(), *, curated: bool = True):
-        """All rules for ``patterns`` (from :func:`collect_patterns` on ``graphs``)."""
+    def detect(self, patterns: Patterns, graphs=(), *, curated: bool = True, known=None):
+        """All rules for ``patterns`` (from :func:`collect_patterns` on ``graphs``).
+
+        ``known``: a Rules object to add to: its rules, layout model and rewrites are kept, and
+        only the patterns it has no rule for are tested (e.g. the pairs of a model family the
+        file was not detected on)."""
         start = time.perf_counter()
         bench = self.bench
         bench.templates = dict(patterns.templates)
-        if self.observe:
+        self.known = set() if known is None else {_identity(r) for r in known.rules}
+        self.added_to = None if known is None else {
+            "date": known.date, "rules": len(known.rules), "detection": known.detection}
+        if known is not None:
+            bench.set_layout(known.layout, self.prefix_arg)
+            self.rewrites = known.rewrites
+        elif self.observe:
             self.progress("stage", "layout", 1)
             bench.set_layout(observe_layout(self.backend, bench.templates), self.prefix_arg)
             self.rewrites = observe_rewrites(self.backend, bench.origin("observed"))
-        rules = []
+        rules = list(known.rules) if known is not None else []
         try:
-            rules += self._stage("pairs", self._pairs(patterns, curated),
+            rules += self._stage("pairs", self._pairs(patterns, curated), "pair",
                                  lambda key, ts: pair_rule(bench, *key, *ts))
             chains, joins = self.contexts(self.rules(rules), graphs)
             mo = dict(patterns.multi_output)
@@ -87,10 +99,11 @@ class RuleTester:
                     joins.setdefault(key, tuple(bench.template(op) for op in key))
                 for key in CURATED_DIAMONDS:
                     mo.setdefault(key + ("diamond",), tuple(bench.template(op) for op in key))
-            rules += self._stage("chains", chains, lambda key, ts: chain_rule(bench, key, ts))
-            rules += self._stage("multi_output", mo,
+            rules += self._stage("chains", chains, "chain",
+                                 lambda key, ts: chain_rule(bench, key, ts))
+            rules += self._stage("multi_output", mo, "multi_output",
                                  lambda key, ts: multi_output_rule(bench, key[:3], key[3], ts))
-            rules += self._stage("multi_input", joins,
+            rules += self._stage("multi_input", joins, "multi_input",
                                  lambda key, ts: multi_input_rule(bench, key, ts))
         except BudgetExhausted:
             pass
@@ -107,8 +120,12 @@ class RuleTester:
                 keys.setdefault((a, b), (self.bench.template(a), self.bench.template(b)))
         return keys
 
-    def _stage(self, name, cases: dict, make) -> list:
-        """The rules of one stage (pairs, chains, ...), in a stable order."""
+    def _stage(self, name, cases: dict, kind: str, make) -> list:
+        """The rules of one stage (pairs, chains, ...), in a stable order; patterns with a
+        known rule are not tested again."""
+        cases = {k: ts for k, ts in cases.items()
+                 if (kind, tuple(k[:3]), k[3] if kind == "multi_output" else None)
+                 not in self.known}
         self.progress("stage", name, len(cases))
         out = []
         for key, ts in sorted(cases.items()):
@@ -151,6 +168,8 @@ class RuleTester:
             "failed": rep.failed, "seconds": round(rep.seconds, 1),
             "measuring_seconds": round(rep.measuring_s, 1), "complete": rep.complete,
             "verdicts_by_origin": verdicts_by_origin(rules),
+            **({"added_to": {**self.added_to, "added": len(rules) - self.added_to["rules"]}}
+               if self.added_to else {}),
         }
 
     # -- contexts for chains and joins from a provisional partition ---------------------------
@@ -182,6 +201,11 @@ class RuleTester:
                         joins[key] = (tm[fusable[0].name], tm[fusable[1].name], tm[v.name])
                 p.visit(v)
         return chains, joins
+
+
+def _identity(rule) -> tuple:
+    """What a rule is a rule for: kind, ops and topology (as :meth:`RuleTester._stage` keys)."""
+    return rule.kind, tuple(rule.ops), rule.topology if rule.kind == "multi_output" else None
 
 
 def _launch_probe(shapes) -> dict | None:

@@ -37,13 +37,16 @@ GRID_KINDS = (("conv", 0.30), ("dwconv", 0.15), ("gconv", 0.05), ("gemm", 0.05),
 # model runs one).  Drawn instead of a share of the grid, the first three cost CNN accuracy:
 # four builds so averaged 91.2 % within ±10 % on the zoo against the cnn grid's 93.8 %
 # (results/build-from-scratch-wide/)
-WIDE_KINDS = (("gemm", 0.30), ("matmul", 0.20), ("softmax", 0.35), ("pad", 0.15))
+WIDE_KINDS = (("gemm", 0.20), ("projection", 0.15), ("matmul", 0.15), ("softmax", 0.35),
+              ("pad", 0.15))
 GRIDS = ("cnn", "wide")
 GRID_HW = (1, 112)         # log-uniform (conv, pool, elementwise inputs)
 GRID_CHANNELS = (4, 1024)  # log-uniform
 GRID_GEMM = (8, 4096)      # log-uniform, input and output features
 GRID_ROWS = (2, 256)       # wide: log-uniform rows of a projection (the zoo's fc layers have 1)
 GRID_HEADS = ((1, 1), (2, 1), (4, 1), (8, 1), (12, 1))  # batches of a matmul of activations
+# a projection's bias is read back into heads (Reshape) or not (0), as attention's q/k/v are
+GRID_SPLIT_HEADS = ((0, 1), (2, 1), (4, 1), (8, 1))
 GRID_MATMUL = (8, 256)     # log-uniform m, k and n of a matmul of activations
 GRID_SOFTMAX_ROWS = (1, 2048)  # log-uniform rows and length of a softmax / layernorm
 GRID_SOFTMAX_LEN = (8, 1024)
@@ -232,15 +235,22 @@ def grid_spec(rng) -> dict:
     return {"kind": "split", "sizes": parts[:3], "h": hw, "w": hw}
 
 
+def wide_kind(spec: dict) -> str:
+    """The wide-grid kind a spec was drawn as (a projection is a gemm spec with a bias)."""
+    return "projection" if spec.get("bias") and spec["kind"] == "gemm" else spec["kind"]
+
+
 def wide_counts(total: int) -> dict:
     """How many specs of each of ``WIDE_KINDS`` a wide grid of ``total`` specs draws."""
     return {kind: int(round(share * total)) for kind, share in WIDE_KINDS}
 
 
 def wide_spec(rng, kind: str) -> dict:
-    """One spec of a wide-grid ``kind``: a projection over ``m`` rows (written as MatMul and
-    Add, without epilogue), a batched matmul of two activations, a softmax / layernorm over
-    ``rows`` x ``len``, or a zero pad of a CNN activation."""
+    """One spec of a wide-grid ``kind``: a gemm over ``m`` rows (written as MatMul, without
+    epilogue), a projection (the same plus a bias Add, then split into ``heads`` by a Reshape
+    unless ``heads`` is 0: onnxruntime runs the three as one Gemm), a batched matmul of two
+    activations, a softmax / layernorm over ``rows`` x ``len``, or a zero pad of a CNN
+    activation."""
     if kind == "pad":
         t, l = (_log_int(rng, *GRID_PAD) for _ in range(2))
         hw = _log_int(rng, *GRID_HW)
@@ -249,6 +259,13 @@ def wide_spec(rng, kind: str) -> dict:
     if kind == "gemm":
         return {"kind": "gemm", "cin": _log_int(rng, *GRID_GEMM),
                 "cout": _log_int(rng, *GRID_GEMM), "epi": [], "m": _log_int(rng, *GRID_ROWS)}
+    if kind == "projection":
+        heads = _pick(rng, GRID_SPLIT_HEADS)
+        cout = _log_int(rng, *GRID_GEMM)
+        if heads:
+            cout = max(heads, cout // heads * heads)
+        return {"kind": "gemm", "cin": _log_int(rng, *GRID_GEMM), "cout": cout, "epi": [],
+                "m": _log_int(rng, *GRID_ROWS), "bias": True, "heads": heads}
     if kind == "matmul":
         return {"kind": "matmul", "b": _pick(rng, GRID_HEADS),
                 **{f: _log_int(rng, *GRID_MATMUL) for f in ("m", "k", "n")}}

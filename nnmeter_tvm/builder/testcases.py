@@ -93,6 +93,8 @@ def template_of(node) -> Template:
     if node.op in _BINARY:
         shapes = list(node.input_shapes)
         p["const_operand"] = bool(a.get("const_inputs"))
+        if a.get("const_inputs"):    # a bias (D,) or a scale (): what the operand looks like
+            p["const_rank"] = len(next(iter(a["const_inputs"].values())))
         if len(shapes) == 2 and shapes[0] != shapes[1]:
             p["broadcast"] = True
     if node.op == "split":
@@ -278,10 +280,10 @@ def main_input_shape(t: Template, shape: CaseShape) -> tuple:
     """The input shape a case starting with template ``t`` reads at ``shape``."""
     rank = t.get("rank_in", 4)
     c, hw = shape.c, shape.hw
+    if rank == 3:
+        return (1, hw * hw, c)      # (batch, tokens, width): a transformer's activations
     if t.op == "gemm" or rank == 2:
         return (1, c * hw)
-    if t.op in ("matmul", "softmax", "transpose") and rank == 3:
-        return (1, hw * hw, c)
     if rank == 5:
         return (1, 2, c // 2, hw, hw)
     if t.get("hw1"):
@@ -341,9 +343,14 @@ def build_case(steps, shape: CaseShape, *, prefix: str | None = None, suffix: st
         w.nodes, name, w.inputs,
         [helper.make_tensor_value_info(t, TensorProto.FLOAT, list(w.shapes[t])) for t in out_tensors],
         w.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _opset(w.nodes))])
+    model.ir_version = 8 if _opset(w.nodes) == 17 else 9
     return model
+
+
+def _opset(nodes) -> int:
+    """17, as the zoo writes; 20 when the case has a Gelu (an op since opset 20)."""
+    return 20 if any(n.op_type == "Gelu" for n in nodes) else 17
 
 
 def trivial_case(model, name: str = "T0", per_output: bool = False):
@@ -456,7 +463,7 @@ def _binary(w, t, ins, s):
         sb = w.shapes[b]
         out = tuple(max(x, y) for x, y in zip(s, sb))
     elif t.get("const_operand"):
-        b = w.weight(*((1, s[1], 1, 1) if len(s) == 4 else s))
+        b = w.weight(*_const_shape(t, s))
         out = s
     elif t.get("broadcast") and len(s) == 4:
         if s[2] == 1 and s[3] == 1:       # the small operand comes in: the big one is other
@@ -468,6 +475,24 @@ def _binary(w, t, ins, s):
     else:
         b, out = _other(w, s), s
     return w.node(_ONNX_BINARY[t.op], [a, b], out_shape=out)[0]
+
+
+def _const_shape(t, s) -> tuple:
+    """A binary op's constant operand: a scalar (a scale), a bias over the last axis of a
+    token tensor, else per channel (N, C, 1, 1) or, in a template without its rank, full."""
+    rank = t.get("const_rank")
+    if rank == 0:
+        return ()
+    if len(s) == 4:
+        return (1, s[1], 1, 1)
+    if rank == 1:
+        return (s[-1],)
+    return s
+
+
+def _layernorm(w, t, ins, s):
+    return w.node("LayerNormalization", [ins[0], w.weight(s[-1]), w.weight(s[-1])],
+                  out_shape=s, axis=-1)[0]
 
 
 def _pool(w, t, ins, s):
@@ -511,6 +536,10 @@ def _reshape(w, t, ins, s):
         out = (1, 2, s[1] // 2, s[2], s[3])
     elif len(s) == 5:
         out = (1, s[1] * s[2], s[3], s[4])
+    elif rank_out == 4 and len(s) == 3:      # tokens split into two heads
+        out = (1, s[1], 2, s[2] // 2)
+    elif rank_out == 3 and len(s) == 4:      # heads merged back
+        out = (1, s[1], s[2] * s[3])
     else:
         out = s
     return w.node("Reshape", [ins[0], w.const(np.array(out, dtype=np.int64), "shape")],
@@ -556,6 +585,9 @@ def _pad(w, t, ins, s):
 
 
 def _gemm(w, t, ins, s):
+    if len(s) == 3:      # a token tensor times a weight: MatMul, as transformers write it
+        n = s[-1]
+        return w.node("MatMul", [ins[0], w.weight(s[-1], n)], out_shape=s[:-1] + (n,))[0]
     if len(s) != 2:
         s2 = (1, int(np.prod(s[1:])))
         x = w.node("Flatten", [ins[0]], out_shape=s2, axis=1)[0]
@@ -588,4 +620,5 @@ EMITTERS = {
     "maxpool": _pool, "avgpool": _pool, "globalavgpool": _gpool, "globalmaxpool": _gpool,
     "concat": _concat, "reshape": _reshape, "transpose": _transpose, "split": _split,
     "slice": _slice, "pad": _pad, "gemm": _gemm, "matmul": _matmul, "softmax": _softmax,
+    "layernorm": _layernorm,
 }

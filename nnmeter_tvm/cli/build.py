@@ -24,7 +24,8 @@ def add_parser(sub):
                    help="sample log to resume from and append to (default "
                         "~/.cache/nnmeter-tvm/samples-<backend>.jsonl)")
     p.add_argument("--rules", default=None, metavar="FILE",
-                   help="fusion rules to partition with (default rules/<backend>.json)")
+                   help="fusion rules to partition with (default rules/<backend>.json; with "
+                        "--retrain or --extend: the bundle's)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--grid", choices=GRIDS, default=None,
                    help="family-agnostic samples: cnn, or wide, which adds the layers of "
@@ -54,10 +55,10 @@ def run(args) -> int:
         return 2
     if args.extend:
         result = extend(args.extend, args.output, progress=not args.quiet,
-                        grid=args.grid or "wide")
+                        grid=args.grid or "wide", rules_file=args.rules)
     elif args.retrain:
         result = retrain(args.retrain, args.output, progress=not args.quiet,
-                         reprofile=args.reprofile)
+                         reprofile=args.reprofile, rules_file=args.rules)
     elif args.reprofile:
         print("error: --reprofile needs --retrain BUNDLE", file=sys.stderr)
         return 2

@@ -21,7 +21,13 @@ def add_parser(sub):
     p.add_argument("--budget", type=float, default=900.0, metavar="SECONDS",
                    help="stop measuring after this long; run again to resume (default 900)")
     p.add_argument("--families", default="all",
-                   help="zoo families whose patterns to test, comma-separated (default all)")
+                   help="zoo families whose patterns to test, comma-separated (default all; "
+                        "none: only --models)")
+    p.add_argument("--models", nargs="+", default=(), metavar="MODEL.onnx",
+                   help="more models whose patterns to test (e.g. a family the zoo lacks)")
+    p.add_argument("--add-to", metavar="RULES",
+                   help="a rules file to add to: its rules, layout and rewrites are kept and "
+                        "only patterns it has no rule for are tested")
     p.add_argument("--variants", type=int, default=2, help="zoo variants per family (default 2)")
     p.add_argument("--store", help="measurement store (default: $NNMETER_TVM_STORE or "
                                    "~/.cache/nnmeter-tvm/measurements.sqlite)")
@@ -62,6 +68,7 @@ def parse_shapes(text: str, option: str = "--shapes") -> tuple:
 
 def run(args) -> int:
     from nnmeter_tvm.rules import dump
+    from nnmeter_tvm.rules import load as load_rules
 
     from .. import zoo
     from ..backends import ProtocolConfig, get_backend
@@ -83,8 +90,20 @@ def run(args) -> int:
             raise NNMeterError(f"--launch-shape: one shape (CxHW) or none, got "
                                f"{args.launch_shape!r}")
         launch = launch[0]
-    families = zoo.FAMILIES if args.families == "all" else tuple(args.families.split(","))
+    families = {"all": zoo.FAMILIES, "none": ()}.get(args.families,
+                                                     tuple(args.families.split(",")))
+    unknown = [f for f in families if f not in zoo.FAMILIES]
+    if unknown:
+        raise NNMeterError(f"--families: unknown family {unknown[0]!r}; choose from "
+                           f"{', '.join(zoo.FAMILIES)}, all or none")
+    known = load_rules(args.add_to) if args.add_to else None
+    if known is not None and known.backend.get("name") != args.backend:
+        raise NNMeterError(f"--add-to {args.add_to}: its rules are for backend "
+                           f"{known.backend.get('name')!r}, not {args.backend!r}")
     graphs = [load_graph(m) for f in families for m in zoo.variants(f, args.variants)]
+    graphs += [load_graph(path) for path in args.models]
+    if not graphs:
+        raise NNMeterError("no models to take patterns from: --families none needs --models")
     patterns = collect_patterns(graphs)
     config = ProtocolConfig(min_time_s=args.min_time, warmup_s=0.02, min_runs=10, max_time_s=3.0)
     backend = get_backend(args.backend, config=config)
@@ -94,7 +113,7 @@ def run(args) -> int:
                         budget_s=args.budget, progress=progress, observe=not args.no_observe,
                         repeats=args.repeats, how="session" if args.whole_runs else "kernels",
                         shapes=shapes, launch=launch)
-    rules = tester.detect(patterns, graphs)
+    rules = tester.detect(patterns, graphs, known=known)
     if progress is not None:
         progress.close()
     path = dump(rules, args.output)
@@ -106,6 +125,9 @@ def run(args) -> int:
           + f"; layout: {rules.layout.name if rules.layout else 'none'}; "
           f"{rep.measurements} measured, {rep.reused} reused from {store.path}, "
           f"{rep.seconds:.0f} s")
+    added = rules.detection.get("added_to")
+    if added:
+        print(f"added {added['added']} rules to the {added['rules']} of {args.add_to}")
     origins = rules.detection.get("verdicts_by_origin", {})
     print("verdicts: " + ", ".join(f"{n} {k}" for k, n in sorted(origins.items())))
     if rep.failed:

@@ -18,7 +18,7 @@ from ..ops import VOCAB, category
 from .kernel import Kernel
 
 # the codes of partition.h's Cond
-_CONDITION_CODES = {"blocked": 0, "plain": 1, "compatible": 2}
+_CONDITION_CODES = {"blocked": 0, "plain": 1, "compatible": 2, "const_operand": 3}
 # partition_py.cpp sets these fields of a Kernel, in this order, without calling __init__
 _KERNEL_FIELDS = ("name", "type", "nodes", "anchor", "ops", "inserted", "rule", "attrs")
 _BINARY_OPS = ("add", "sub", "mul", "div", "pow")  # as _Partitioner.follows lists them

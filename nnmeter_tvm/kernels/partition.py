@@ -15,7 +15,7 @@ edges from its producers ``u`` are decided:
   order (onnxruntime fuses them before its layout pass), then blocked ones in input order.
 
 A rule's ``requires`` conditions (``blocked``, ``plain``, ``compatible``: SCHEMA.md) are checked
-against the layout model.  A merge that would make the kernel graph cyclic is refused.  With a
+against the layout model; ``const_operand`` against the consumer's folded constants.  A merge that would make the kernel graph cyclic is refused.  With a
 layout model (onnxruntime's NCHWc) the partition also places the reorder kernels the backend
 inserts: one to-blocked reorder per plain tensor read by a blocked ``starts`` op, one
 from-blocked reorder per blocked tensor read by a plain kernel or returned by the graph.
@@ -333,6 +333,8 @@ class _Partitioner:
                 return False, "its inputs are in the blocked layout"
             if cond == "compatible" and self.blocked.get(u.outputs[0], False) and not blocked:
                 return False, "a blocked producer, but not all of the consumer's inputs are blocked"
+            if cond == "const_operand" and not v.attrs.get("const_inputs"):
+                return False, "the consumer reads no constant"
         return True, ""
 
     def decide_single(self, u: Node, v: Node) -> Decision:

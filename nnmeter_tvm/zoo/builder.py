@@ -141,6 +141,13 @@ class ModelBuilder:
         self.macs += int(np.prod(lead)) * cin * cout
         return self._emit_named("MatMul", node, [x, w], (*lead, cout))
 
+    def bias_add(self, x, name=None):
+        """``x + b``, b a learned bias over the last axis: a projection's bias as transformers
+        write it (MatMul, then Add)."""
+        node = self._node_name("bias", name)
+        b = self._weight(node, "value", (self.shapes[x][-1],), "bias")
+        return self._emit_named("Add", node, [x, b], self.shapes[x])
+
     def matmul(self, a, b, name=None):
         """``a @ b`` of two activations (..., M, K) and (..., K, N), e.g. attention scores."""
         sa, sb = self.shapes[a], self.shapes[b]
