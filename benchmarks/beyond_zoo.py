@@ -32,10 +32,16 @@ ROOT = Path(__file__).resolve().parent
 # (tokens, width, heads, blocks): ViT-tiny-like sizes, each a few ms or less on one thread
 ENCODERS = ((16, 64, 2, 1), (32, 96, 4, 2), (49, 128, 4, 2), (64, 128, 4, 2),
             (64, 192, 6, 2), (128, 128, 4, 1), (49, 256, 8, 1), (197, 192, 3, 1))
+# BERT-like post-norm encoders, a bias on every projection: held out from the rule detection
+# (which saw only the pre-norm ones), so they test whether the rules carry over
+POST_NORM = ((24, 96, 3, 1), (48, 128, 4, 2), (96, 160, 5, 1), (128, 256, 4, 1))
 
 
-def encoder(tokens: int, width: int, heads: int, blocks: int, seed: int = 0):
-    """A pre-norm transformer encoder on a (1, tokens, width) input, as an ONNX model."""
+def encoder(tokens: int, width: int, heads: int, blocks: int, seed: int = 0,
+            post_norm: bool = False):
+    """A transformer encoder on a (1, tokens, width) input, as an ONNX model: pre-norm, ViT-like
+    (no bias on the output projection and the MLP), or ``post_norm``, BERT-like (LayerNorm after
+    each residual Add, a bias on every projection)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -56,11 +62,18 @@ def encoder(tokens: int, width: int, heads: int, blocks: int, seed: int = 0):
     head = width // heads
     to_heads = tensor("to_heads", np.array([1, tokens, heads, head], np.int64))
     to_tokens = tensor("to_tokens", np.array([1, tokens, width], np.int64))
+    def layernorm(v, tag):  # tags are read in the block being written (p)
+        return node("LayerNormalization", [v, weight(p + tag + ".g", width),
+                                           weight(p + tag + ".b", width)], p + tag, axis=-1)
+
+    def linear(v, tag, cin, cout, bias):
+        v = node("MatMul", [v, weight(p + tag + ".w", cin, cout)], p + tag)
+        return node("Add", [v, weight(p + tag + ".bias", cout)], p + tag + ".add") if bias else v
+
     x = "x"
     for b in range(blocks):
         p = f"block{b}."
-        y = node("LayerNormalization", [x, weight(p + "ln1.g", width), weight(p + "ln1.b", width)],
-                 p + "ln1", axis=-1)
+        y = x if post_norm else layernorm(x, "ln1")
         qkv = []
         for t in "qkv":  # k comes out transposed for q @ k^T
             m = node("MatMul", [y, weight(p + t + ".w", width, width)], p + t + ".matmul")
@@ -74,15 +87,16 @@ def encoder(tokens: int, width: int, heads: int, blocks: int, seed: int = 0):
         o = node("MatMul", [a, qkv[2]], p + "attend")
         o = node("Transpose", [o], p + "merge.transpose", perm=[0, 2, 1, 3])
         o = node("Reshape", [o, to_tokens], p + "merge.reshape")
-        o = node("MatMul", [o, weight(p + "proj.w", width, width)], p + "proj")
+        o = linear(o, "proj", width, width, post_norm)
         x = node("Add", [x, o], p + "residual1")
-        y = node("LayerNormalization", [x, weight(p + "ln2.g", width), weight(p + "ln2.b", width)],
-                 p + "ln2", axis=-1)
-        y = node("MatMul", [y, weight(p + "fc1.w", width, 4 * width)], p + "fc1")
+        x = layernorm(x, "ln1") if post_norm else x
+        y = layernorm(x, "ln2") if not post_norm else x
+        y = linear(y, "fc1", width, 4 * width, post_norm)
         y = node("Gelu", [y], p + "gelu")
-        y = node("MatMul", [y, weight(p + "fc2.w", 4 * width, width)], p + "fc2")
+        y = linear(y, "fc2", 4 * width, width, post_norm)
         x = node("Add", [x, y], p + "residual2")
-    name = f"encoder_t{tokens}_w{width}_h{heads}_b{blocks}"
+        x = layernorm(x, "ln2") if post_norm else x
+    name = f"{'bert' if post_norm else 'encoder'}_t{tokens}_w{width}_h{heads}_b{blocks}"
     graph = helper.make_graph(
         nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, tokens, width])],
         [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, tokens, width])], inits)
@@ -97,18 +111,22 @@ def main(argv=None) -> int:
                     help="ort-cpu only: untuned TVM takes minutes per encoder")
     ap.add_argument("--predictor", help="bundle folder or name (default: the backend's bundle)")
     ap.add_argument("--out", default=str(ROOT / "results"))
+    ap.add_argument("--post-norm", action="store_true",
+                    help="the BERT-like post-norm encoders (POST_NORM), held out from the rule "
+                         "detection; writes beyond_zoo-post-<predictor>.json")
     ap.add_argument("--save-models", metavar="DIR",
                     help="only write the encoders as ONNX files into DIR (e.g. for "
                          "`nnmeter-tvm detect-rules --models`) and stop")
     args = ap.parse_args(argv)
+    shapes = POST_NORM if args.post_norm else ENCODERS
     if args.save_models:
         import onnx
 
         Path(args.save_models).mkdir(parents=True, exist_ok=True)
-        for shape in ENCODERS:
-            model = encoder(*shape)
+        for shape in shapes:
+            model = encoder(*shape, post_norm=args.post_norm)
             onnx.save(model, str(Path(args.save_models) / f"{model.graph.name}.onnx"))
-        print(f"wrote {len(ENCODERS)} encoders to {args.save_models}", file=sys.stderr)
+        print(f"wrote {len(shapes)} encoders to {args.save_models}", file=sys.stderr)
         return 0
 
     from nnmeter_tvm.backends import get_backend
@@ -123,8 +141,8 @@ def main(argv=None) -> int:
     predictor = load_predictor(args.predictor or args.backend)
     rows, fallback_types, unmatched = [], Counter(), Counter()
     by_type = defaultdict(lambda: [0.0, 0.0])  # kernel type -> [predicted, profiled] ms
-    for shape in ENCODERS:
-        model = encoder(*shape)
+    for shape in shapes:
+        model = encoder(*shape, post_norm=args.post_norm)
         graph = graph_from_proto(model)
         report = predictor.predict(graph)
         kernels, decisions = partition_with_decisions(graph, predictor.rules)
@@ -154,6 +172,7 @@ def main(argv=None) -> int:
         "backend": args.backend, "backend_version": backend.version(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": describe_machine(), "predictor": predictor.name,
+        "encoders": "post-norm (held out from rule detection)" if args.post_norm else "pre-norm",
         "seconds": round(time.perf_counter() - start, 1),
         "within_10pct": float(np.mean(np.abs(errors) <= 0.10)),
         "median_error": float(np.median(errors)),
@@ -165,14 +184,16 @@ def main(argv=None) -> int:
         "models": rows,
     }
     out = Path(args.out)
-    stem = out / f"beyond_zoo-{predictor.name}"
+    stem = out / f"beyond_zoo-{'post-' if args.post_norm else ''}{predictor.name}"
     write_results(stem, result, render(result))
     print(f"wrote {stem}.json and .md", file=sys.stderr)
     return 0
 
 
 def render(r: dict) -> str:
-    lines = [f"# Beyond the zoo: transformer encoders on {r['backend']} {r['backend_version']}",
+    lines = [f"# Beyond the zoo: transformer encoders on {r['backend']} {r['backend_version']}"
+             + (" (BERT-like post-norm, held out from the rule detection)"
+                if r.get("encoders", "").startswith("post") else ""),
              "",
              f"Generated {r['date']} by `benchmarks/beyond_zoo.py` in {r['seconds']:.0f} s; "
              f"CPU {r['machine'].get('cpu_model')}; predictor `{r['predictor']}`. The in-situ "

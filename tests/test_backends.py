@@ -147,6 +147,25 @@ def test_ort_truth_recovers_documented_fusions(ort, build, together):
     assert_accounted(truth, model)
 
 
+def test_ort_truth_puts_the_reshapes_around_a_3d_gemm_in_its_kernel(ort):
+    """MatMul + bias Add over a (1, tokens, width) input: onnxruntime runs Reshape, Gemm,
+    Reshape (MatMulAddFusion); the Reshapes replace no node of the model, and are the Gemm's
+    kernel, not inserted ones (the partition forms one kernel, gemm-add).  A SkipLayerNorm
+    after a residual Add runs both nodes."""
+    nodes = [node("MatMul", ["x", "w"], ["m"]), node("Add", ["m", "b"], ["p"]),
+             node("Add", ["p", "x"], ["r"]),
+             node("LayerNormalization", ["r", "g", "beta"], ["y"], axis=-1)]
+    model = make_model(nodes, [("x", (1, 6, 16))], [("y", (1, 6, 16))],
+                       {"w": weights(16, 16), "b": weights(16, seed=1), "g": np.ones(16),
+                        "beta": np.zeros(16)}, opset=17)
+    truth = ort.truth(model, timed=False)
+    assert not [k for k in truth.kernels if k.inserted]
+    gemm = kernel_with(truth, "m")
+    assert set(gemm.nodes) == {"m", "p"} and "Gemm" in gemm.op_type
+    assert set(kernel_with(truth, "y").nodes) == {"r", "y"}
+    assert_accounted(truth, model)
+
+
 def test_ort_truth_reports_inserted_reorders_and_eliminated_identity(ort):
     model = with_identity()
     truth = ort.truth(model, timed=False)

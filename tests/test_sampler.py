@@ -108,7 +108,8 @@ def test_grid_is_seeded_distinct_and_inside_its_ranges():
 def test_wide_draws_its_kinds_in_their_shares_inside_their_ranges():
     m = sampler_module
     counts = m.wide_counts(150)
-    assert counts == {"gemm": 30, "projection": 22, "matmul": 22, "softmax": 52, "pad": 22}
+    assert counts == {"gemm": 30, "projection": 22, "matmul": 22, "softmax": 38, "skipnorm": 15,
+                      "pad": 22}
     a = Sampler([], seed=5).wide(counts)
     assert a == Sampler([], seed=5).wide(counts)
     assert len({spec_key(s) for s in a}) == len(a) == sum(counts.values())
@@ -130,12 +131,13 @@ def test_wide_draws_its_kinds_in_their_shares_inside_their_ranges():
     picked = a[::3]  # every kind writes a loadable model
     graph = load_graph(build_model(picked, seed=0))
     assert all(any(n.name.startswith(f"k{i}.") for n in graph) for i in range(len(picked)))
-    # a projection reads back as itself from the kernel the shipped rules form of it
-    projections = [s for s in a if m.wide_kind(s) == "projection"][:6]
-    graph = load_graph(build_model(projections, seed=0))
+    # projections and skipnorms read back as themselves from the kernels the shipped rules
+    # form of them
+    picked = [s for s in a if m.wide_kind(s) in ("projection", "skipnorm")]
+    graph = load_graph(build_model(picked, seed=0))
     kernels = partition(graph, load_rules("ort-cpu"))
-    assert {k.type for k in kernels} == {"gemm-add", "gemm-add-reshape"}
-    assert [spec_from_kernel(k, graph) for k in kernels] == projections
+    assert {k.type for k in kernels} == {"gemm-add", "gemm-add-reshape", "add-layernorm"}
+    assert [spec_from_kernel(k, graph) for k in kernels] == picked
 
 
 def test_an_unknown_grid_is_refused_by_name():

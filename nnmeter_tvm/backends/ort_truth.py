@@ -253,6 +253,10 @@ def map_kernels(original, g1, g2) -> tuple[list[MappedKernel], set[int]]:
                 uf.union(first_of_region[r], k)
             else:
                 first_of_region[r] = k
+    nodeless = {k for k in range(len(g2.node))
+                if all(region[j] is None for j in absorbed.get(k, ()))}
+    for k, j in _gemm_reshapes(g2, nodeless, g2_prod):
+        uf.union(j, k)
     groups: dict[int, list[int]] = {}
     for k in range(len(g2.node)):
         groups.setdefault(uf.find(k), []).append(k)
@@ -265,6 +269,22 @@ def map_kernels(original, g1, g2) -> tuple[list[MappedKernel], set[int]]:
         kernels.append(MappedKernel(tuple(ks), tuple(sorted(orig)), inserted=not regions))
     eliminated = set(range(len(original.node))) - used
     return kernels, eliminated
+
+
+def _gemm_reshapes(g2, nodeless, g2_prod):
+    """(reshape, gemm) G2 index pairs: the Reshapes onnxruntime's MatMulAddFusion puts around
+    the Gemm that runs a MatMul + bias Add over a 3-D input (to 2-D before it, back after it).
+    They replace no node of the model; the partition's kernel (gemm-add) is all three."""
+    cons = _consumers(g2)
+    for k, node in enumerate(g2.node):
+        if node.op_type != "Reshape" or k not in nodeless:
+            continue
+        after = [j for j in cons.get(node.output[0], ()) if g2.node[j].op_type == "Gemm"]
+        before = g2_prod.get(node.input[0])
+        if len(after) == 1 and cons.get(node.output[0]) == after:
+            yield k, after[0]
+        elif before is not None and g2.node[before].op_type == "Gemm":
+            yield k, before
 
 
 def _consumers(graph) -> dict:

@@ -112,6 +112,11 @@ def spec_from_kernel(kernel, graph) -> dict | None:
     if anchor.op in ("softmax", "layernorm") and not rest and len(ishape) == 3 \
             and ishape[0] == 1 and a.get("axis", -1) in (-1, 2):
         return {"kind": "softmax", "op": anchor.op, "rows": int(ishape[1]), "len": int(ishape[2])}
+    if anchor.op == "add" and rest == ["layernorm"] and len(ishape) == 3 and ishape[0] == 1 \
+            and not a.get("const_inputs") and list(anchor.input_shapes) == [ishape, ishape] \
+            and nodes[1].attrs.get("axis", -1) in (-1, 2):
+        return {"kind": "softmax", "op": "layernorm", "skip": True, "rows": int(ishape[1]),
+                "len": int(ishape[2])}
     if len(ishape) != 4:
         return None
     n, c, h, w = (int(d) for d in ishape)
@@ -227,7 +232,11 @@ def _write(b, spec: dict, tag: str) -> list[str]:
         x = b.matmul(*inputs, name="matmul")
     elif kind == "softmax":
         inputs = [b.input((1, spec["rows"], spec["len"]), name=f"{tag}.in")]
-        x = getattr(b, spec["op"])(inputs[0], name=spec["op"])
+        x = inputs[0]
+        if spec.get("skip"):  # a residual Add first
+            inputs.append(b.input((1, spec["rows"], spec["len"]), name=extra(0)))
+            x = b.add(x, inputs[1], name="residual")
+        x = getattr(b, spec["op"])(x, name=spec["op"])
     elif kind in ("pool", "gpool", "unary", "binary", "pad"):
         inputs = [b.input((1, spec["c"], spec["h"], spec["w"]), name=f"{tag}.in")]
         x = inputs[0]
@@ -319,7 +328,7 @@ def spec_flops(spec: dict) -> float:
     if kind == "matmul":
         return 2.0 * spec["b"] * spec["m"] * spec["k"] * spec["n"]
     if kind == "softmax":
-        return 5.0 * spec["rows"] * spec["len"]
+        return (6.0 if spec.get("skip") else 5.0) * spec["rows"] * spec["len"]
     if kind == "concat":
         return float(sum(spec["cs"]) * spec["h"] * spec["w"])
     if kind == "split":
@@ -340,7 +349,7 @@ def spec_bytes(spec: dict) -> float:
     elif kind == "matmul":
         elems = spec["b"] * (spec["m"] * spec["k"] + spec["k"] * spec["n"] + spec["m"] * spec["n"])
     elif kind == "softmax":
-        elems = 2 * spec["rows"] * spec["len"]
+        elems = (3 if spec.get("skip") else 2) * spec["rows"] * spec["len"]
     elif kind in ("concat", "split"):
         elems = 2 * sum(spec["cs" if kind == "concat" else "sizes"]) * hw
     else:  # one input read, one output written (binary: a second input)

@@ -37,8 +37,8 @@ GRID_KINDS = (("conv", 0.30), ("dwconv", 0.15), ("gconv", 0.05), ("gemm", 0.05),
 # model runs one).  Drawn instead of a share of the grid, the first three cost CNN accuracy:
 # four builds so averaged 91.2 % within ±10 % on the zoo against the cnn grid's 93.8 %
 # (results/build-from-scratch-wide/)
-WIDE_KINDS = (("gemm", 0.20), ("projection", 0.15), ("matmul", 0.15), ("softmax", 0.35),
-              ("pad", 0.15))
+WIDE_KINDS = (("gemm", 0.20), ("projection", 0.15), ("matmul", 0.15), ("softmax", 0.25),
+              ("skipnorm", 0.10), ("pad", 0.15))
 GRIDS = ("cnn", "wide")
 GRID_HW = (1, 112)         # log-uniform (conv, pool, elementwise inputs)
 GRID_CHANNELS = (4, 1024)  # log-uniform
@@ -236,8 +236,11 @@ def grid_spec(rng) -> dict:
 
 
 def wide_kind(spec: dict) -> str:
-    """The wide-grid kind a spec was drawn as (a projection is a gemm spec with a bias)."""
-    return "projection" if spec.get("bias") and spec["kind"] == "gemm" else spec["kind"]
+    """The wide-grid kind a spec was drawn as (a projection is a gemm spec with a bias, a
+    skipnorm a layernorm spec with a residual Add before it)."""
+    if spec.get("bias") and spec["kind"] == "gemm":
+        return "projection"
+    return "skipnorm" if spec.get("skip") else spec["kind"]
 
 
 def wide_counts(total: int) -> dict:
@@ -249,7 +252,8 @@ def wide_spec(rng, kind: str) -> dict:
     """One spec of a wide-grid ``kind``: a gemm over ``m`` rows (written as MatMul, without
     epilogue), a projection (the same plus a bias Add, then split into ``heads`` by a Reshape
     unless ``heads`` is 0: onnxruntime runs the three as one Gemm), a batched matmul of two
-    activations, a softmax / layernorm over ``rows`` x ``len``, or a zero pad of a CNN
+    activations, a softmax / layernorm over ``rows`` x ``len`` (a skipnorm: a layernorm reading
+    the sum of two activations, as a post-norm transformer's residual), or a zero pad of a CNN
     activation."""
     if kind == "pad":
         t, l = (_log_int(rng, *GRID_PAD) for _ in range(2))
@@ -269,6 +273,9 @@ def wide_spec(rng, kind: str) -> dict:
     if kind == "matmul":
         return {"kind": "matmul", "b": _pick(rng, GRID_HEADS),
                 **{f: _log_int(rng, *GRID_MATMUL) for f in ("m", "k", "n")}}
+    if kind == "skipnorm":  # residual Add + LayerNorm: onnxruntime's SkipLayerNormalization
+        return {"kind": "softmax", "op": "layernorm", "skip": True,
+                "rows": _log_int(rng, *GRID_SOFTMAX_ROWS), "len": _log_int(rng, *GRID_SOFTMAX_LEN)}
     if kind == "softmax":
         return {"kind": "softmax", "op": _pick(rng, (("softmax", 1), ("layernorm", 1))),
                 "rows": _log_int(rng, *GRID_SOFTMAX_ROWS),
