@@ -24,6 +24,20 @@ def test_the_default_bundle_prices_an_encoder_with_trained_models(shape):
     assert not any(k.extrapolated for k in report.kernels if k.type in ("gemm", "matmul"))
 
 
+def test_a_post_norm_encoder_runs_its_residual_and_layernorm_as_one_priced_kernel():
+    """The BERT-like encoders (held out from the rule detection): every projection has a bias
+    (gemm-add, or gemm-add-reshape before the split into heads), and the residual Add and the
+    LayerNorm after it are one kernel (onnxruntime's SkipLayerNormalization), priced by a
+    model that has seen such kernels (the wide grid's skipnorms), not flagged."""
+    bz = benchmark_script("beyond_zoo")
+    graph = graph_from_proto(bz.encoder(*bz.POST_NORM[0], post_norm=True))
+    report = load_predictor("ort-cpu").predict(graph)
+    types = [k.type for k in report.kernels]
+    assert types.count("add-layernorm") == 2 and types.count("gemm-add-reshape") == 3
+    assert types.count("gemm-add") == 3 and not report.fallback_kernels
+    assert not any(k.extrapolated for k in report.kernels if k.type == "add-layernorm")
+
+
 def test_a_gemm_model_of_fc_layers_flags_the_projections_of_an_encoder():
     """What the default bundle did before it had transformer samples: a 49-row projection
     priced by a model of one-row fc layers, silently.  Now it is flagged, naming ``m``."""
