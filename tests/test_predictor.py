@@ -187,3 +187,14 @@ def test_prediction_leaves_the_cycle_collector_as_it_found_it(graph):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_rules_of_another_backend_are_refused_by_name():
+    """A predictor for ort-cpu partitioning with tvm-llvm's rules would form tvm's kernels and
+    price them with onnxruntime's models, silently; it is refused, naming both backends."""
+    from nnmeter_tvm.errors import RulesError
+    from nnmeter_tvm.rules import path_for
+
+    predictor = Predictor("ort-cpu", rules_file=path_for("tvm-llvm"))
+    with pytest.raises(RulesError, match="detected on backend 'tvm-llvm', not 'ort-cpu'"):
+        predictor.rules

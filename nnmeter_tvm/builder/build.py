@@ -278,9 +278,10 @@ def truth_kernels(graph, truth, block: int = 0, predictor=None) -> list[tuple[ob
     blocked).  The guess misses where a reorder does not sit beside the kernel it serves
     (3 of 439 reorders of 26 zoo models in one reading), and such logs' reorder times are
     unreliable anyway (``backends.ort_cpu._node_times``): only profiling again
-    (``build --retrain --reprofile``) makes such a log right.  Other inserted kernels give no
-    sample (onnxruntime's Reshapes around a Gemm over a 3-D input: the partition does not
-    form them, so they are not priced; a known gap).
+    (``build --retrain --reprofile``) makes such a log right.  Other kernels with no node give
+    no sample: they are no layout reorder (a HardSwish's halves a profile reported as inserted,
+    or, before the ground truth put them in their Gemm's kernel, the Reshapes onnxruntime
+    wraps around a Gemm over a 3-D input).
     """
     from ..kernels import Kernel, kernel_type
     from ..kernels.kernel import reorder_direction, reorder_kernel
@@ -310,7 +311,7 @@ def truth_kernels(graph, truth, block: int = 0, predictor=None) -> list[tuple[ob
                                attrs={"layout": layout} if layout else {}), t.ms))
             continue
         if not t.op_type.startswith("Reorder"):
-            continue  # inserted, but no layout kernel (e.g. a Reshape around a 3-D Gemm)
+            continue  # no node, but no layout reorder either: not a kernel we price
         direction = reorder_direction(t.op_type)
         if t.tensor and t.tensor in shapes:
             cands = [(t.tensor, shapes[t.tensor])]

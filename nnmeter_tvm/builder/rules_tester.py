@@ -1,7 +1,7 @@
 """Detect a backend's fusion rules by timing test models (nn-Meter's rule tester).
 
-For every ordered pair ``op1 -> op2`` the zoo contains (plus curated ones), at more than one
-shape, time op1 alone (T1), op2 alone (T2) and the pair (T12) and apply
+For every ordered pair ``op1 -> op2`` the given models contain (the zoo's, plus curated ones),
+at more than one shape, time op1 alone (T1), op2 alone (T2) and the pair (T12) and apply
 
     fused  <=>  T1 + T2 - T12 > alpha * min(T1, T2)          (alpha = 0.5)
 

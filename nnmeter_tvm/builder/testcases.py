@@ -343,8 +343,9 @@ def build_case(steps, shape: CaseShape, *, prefix: str | None = None, suffix: st
         w.nodes, name, w.inputs,
         [helper.make_tensor_value_info(t, TensorProto.FLOAT, list(w.shapes[t])) for t in out_tensors],
         w.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _opset(w.nodes))])
-    model.ir_version = 8 if _opset(w.nodes) == 17 else 9
+    opset = _opset(w.nodes)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8 if opset == 17 else 9
     return model
 
 

@@ -1,10 +1,12 @@
 """``nnmeter-tvm detect-rules --backend B -o FILE``: detect a backend's fusion rules by timing.
 
-Builds test cases from the ops, pairs, chains and connections the zoo's models contain (plus
-curated ones), times them on the backend under the measuring protocol (each test model in
-``--repeats`` interleaved sessions, by the sum of its kernels' durations in the backend's
-profiler) and writes a rules file (schema: rules/SCHEMA.md).  Every measurement goes to the measurement store first, so a run
-stopped by Ctrl-C or by ``--budget`` resumes where it stopped when run again.
+Builds test cases from the ops, pairs, chains and connections the zoo's models (and
+``--models``) contain, plus curated ones, times them on the backend under the measuring
+protocol (each test model in ``--repeats`` interleaved sessions, by the sum of its kernels'
+durations in the backend's profiler) and writes a rules file (schema: rules/SCHEMA.md).
+``--add-to RULES`` keeps a file's rules and tests only the patterns it lacks.  Every
+measurement goes to the measurement store first, so a run stopped by Ctrl-C or by
+``--budget`` resumes where it stopped when run again.
 """
 from __future__ import annotations
 
