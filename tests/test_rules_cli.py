@@ -73,3 +73,17 @@ def test_detect_rules_shapes_are_parsed_and_bad_ones_named(tmp_path, capsys):
                  "--launch-shape", "4x2,8x8"]) == 2
     err = capsys.readouterr().err
     assert "--launch-shape" in err and len(err.strip().splitlines()) == 1
+
+
+def test_kernels_lists_the_edges_no_rule_covers(tmp_path, capsys):
+    """A pair no rule was detected for is kept apart by default, and said so: what
+    ``detect-rules --add-to`` would time."""
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"], name="proj"),
+             helper.make_node("Tanh", ["m"], ["y"], name="tanh")]
+    path = tmp_path / "t.onnx"
+    path.write_bytes(make_model(nodes, [("x", (1, 8, 16))], [("y", (1, 8, 16))],
+                                {"w": weights(16, 16)}).SerializeToString())
+    assert main(["kernels", str(path), "--rules", "ort-cpu", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["untested"] == ["gemm_tanh"]
+    assert main(["kernels", str(path), "--rules", "ort-cpu"]) == 0
+    assert "edges no rule covers (kept apart): gemm_tanh" in capsys.readouterr().out

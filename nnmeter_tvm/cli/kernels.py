@@ -56,7 +56,7 @@ def run(args) -> int:
     rules = load(args.rules)
     kernels, decisions = partition_with_decisions(graph, rules)
     result = {"model": args.model, "rules": rules.source, "backend": rules.backend_name,
-              "kernels": [kernel_dict(k) for k in kernels]}
+              "kernels": [kernel_dict(k) for k in kernels], "untested": untested(decisions)}
     if args.compare_truth:
         if not args.backend:
             raise NNMeterError("--compare-truth needs --backend, e.g. --backend ort-cpu")
@@ -170,6 +170,13 @@ def _explain(t, owner, decisions, graph) -> dict:
 
 # ---- text output ------------------------------------------------------------------------------
 
+def untested(decisions) -> list[str]:
+    """The op pairs of the graph's edges that no rule covers (kept apart by default): what
+    ``detect-rules --add-to RULES --models MODEL`` would time."""
+    prefix = "default:untested_"
+    return sorted({d.rule[len(prefix):] for d in decisions if d.rule.startswith(prefix)})
+
+
 def format_kernels(result: dict) -> str:
     rows = [("#", "type", "nodes", "rule")]
     for i, k in enumerate(result["kernels"]):
@@ -181,6 +188,9 @@ def format_kernels(result: dict) -> str:
     lines = [f"{result['model']}: {len(result['kernels'])} kernels ({result['backend']} rules: "
              f"{result['rules']})"]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3] for r in rows]
+    if result.get("untested"):
+        lines.append(f"edges no rule covers (kept apart): {', '.join(result['untested'])}; "
+                     "`nnmeter-tvm detect-rules --add-to RULES --models MODEL` times them")
     return "\n".join(lines)
 
 
