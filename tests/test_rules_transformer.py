@@ -6,6 +6,7 @@ from onnx import helper
 
 from helpers import benchmark_script, make_model, weights
 from nnmeter_tvm.builder.rules_cases import consumer_inputs
+from nnmeter_tvm.builder.rules_pair import pair_rule
 from nnmeter_tvm.builder.rules_tester import RuleTester
 from nnmeter_tvm.builder.testcases import CaseShape, Step, build_case, collect_patterns
 from nnmeter_tvm.cli import main
@@ -138,3 +139,18 @@ def test_shipped_ort_rules_fuse_an_encoders_bias_and_scale_as_onnxruntime_does()
     assert kernels[("block0.scores", "block0.scale")] == "matmul-mul"
     assert kernels[("block0.proj",)] == "gemm" and ("block0.residual1",) in kernels
     assert len(kernels) == 19                            # as onnxruntime runs it
+
+
+def test_real_onnxruntime_fuses_a_projections_bias_and_not_its_residual():
+    """On onnxruntime, MatMul + bias Add over a (1, tokens, width) tensor runs as one Gemm and
+    MatMul + residual Add as two kernels: the tester finds the fusion with the
+    ``const_operand`` condition (by timing where it is conclusive, by the kernels where not)."""
+    from nnmeter_tvm.backends import ProtocolConfig, get_backend
+
+    config = ProtocolConfig(min_time_s=0.05, warmup_s=0.02, min_runs=10)
+    tester = RuleTester(get_backend("ort-cpu", config=config), shapes=(CaseShape(32, 16),),
+                        config=config)
+    pats = _encoder_patterns()
+    rule = pair_rule(tester.bench, "gemm", "add", *pats.pairs[("gemm", "add")])
+    assert rule.fused and rule.requires == ("const_operand",), rule.note
+    assert {e.get("operand") for e in rule.evidence} == {None, "activation"}
