@@ -96,7 +96,8 @@ def main(argv=None) -> int:
     diffs, rows = agreement(builder, units)
     result = {"backend": args.backend, "date": datetime.datetime.now(datetime.timezone.utc)
               .isoformat(timespec="seconds"), "machine": describe_machine(),
-              "sample_log": str(log_path), "packs": len(units), "spread": args.spread, "repeats": config.repeats,
+              "sample_log": str(log_path), "packs": len(units), "spread": args.spread,
+              "repeats": config.repeats,
               "protocol": {"min_runs": config.min_runs, "min_time_s": config.min_time_s},
               "seconds": round(time.monotonic() - start, 1), **summary(diffs, rows),
               "rows": rows}

@@ -21,7 +21,8 @@ struct LayoutConds {
     bool same_shape = false, const_operand = false;
 };
 
-enum class Cond : std::uint8_t { kBlocked, kPlain, kCompatible, kConstOperand };  // a rule's `requires`
+// a rule's `requires` (native.py's _CONDITION_CODES)
+enum class Cond : std::uint8_t { kBlocked, kPlain, kCompatible, kConstOperand };
 
 struct Rule {
     std::uint16_t together = 0;  // bit 3 * i + j: roles i and j run in one kernel

@@ -178,6 +178,17 @@ def path_for(backend: str) -> Path:
     return _HERE / f"{backend}.json"
 
 
+def check_backend(rules: Rules, backend: str, source) -> Rules:
+    """``rules`` when they were detected on ``backend``; else a RulesError naming both (another
+    backend's rules form its kernels, which would be priced silently wrong)."""
+    found = (rules.backend or {}).get("name")
+    if found and found != backend:
+        raise RulesError(f"{source}: rules detected on backend {found!r}, not {backend!r}; give "
+                         f"rules of {backend} (rules/{backend}.json, or `nnmeter-tvm "
+                         f"detect-rules --backend {backend}`)")
+    return rules
+
+
 def load(source) -> Rules:
     """Load and validate a rules file: a path, a backend name with a shipped file, or a dict."""
     if isinstance(source, Rules):

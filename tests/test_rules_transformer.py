@@ -126,7 +126,7 @@ def test_detect_rules_add_to_and_models_bad_input_is_one_line(tmp_path, capsys):
     other = dump(SECRET, tmp_path / "fake.json")
     assert main(["detect-rules", "--backend", "ort-cpu", "-o", out, "--add-to", str(other),
                  "--families", "none", "--models", "x.onnx"]) == 2
-    assert "rules are for backend 'fake'" in capsys.readouterr().err
+    assert "rules detected on backend 'fake', not 'ort-cpu'" in capsys.readouterr().err
 
 
 def test_shipped_ort_rules_fuse_an_encoders_bias_and_scale_as_onnxruntime_does():

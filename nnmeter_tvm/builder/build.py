@@ -284,7 +284,7 @@ def truth_kernels(graph, truth, block: int = 0, predictor=None) -> list[tuple[ob
     wraps around a Gemm over a 3-D input).
     """
     from ..kernels import Kernel, kernel_type
-    from ..kernels.kernel import reorder_direction, reorder_kernel
+    from ..kernels.kernel import REORDER_OPS, reorder_direction, reorder_kernel
     from ..ops import category
 
     truth = [_Truth(**t) if isinstance(t, dict) else t for t in truth]
@@ -310,7 +310,7 @@ def truth_kernels(graph, truth, block: int = 0, predictor=None) -> list[tuple[ob
                                anchor=anchor.name, ops=ops,
                                attrs={"layout": layout} if layout else {}), t.ms))
             continue
-        if not t.op_type.startswith("Reorder"):
+        if t.op_type not in REORDER_OPS:
             continue  # no node, but no layout reorder either: not a kernel we price
         direction = reorder_direction(t.op_type)
         if t.tensor and t.tensor in shapes:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
+from ..kernels.kernel import REORDER_OPS
 from .rules_observe import backend_kernels
 from .rules_timing import Measurer
 from .testcases import (CaseShape, Step, Template, build_case, default_template, empty_case,
@@ -197,7 +198,7 @@ class CaseBench:
         truth = backend_kernels(self.backend, self.model("observe", steps, shape, roles=roles))
         if truth is None:
             return None
-        if any(k.inserted and k.op_type not in ("ReorderInput", "ReorderOutput")
+        if any(k.inserted and k.op_type not in REORDER_OPS
                for k in truth.kernels):
             return UNRELIABLE
         where = {n: i for i, k in enumerate(truth.kernels) for n in k.nodes}

@@ -69,7 +69,7 @@ def parse_shapes(text: str, option: str = "--shapes") -> tuple:
 
 
 def run(args) -> int:
-    from nnmeter_tvm.rules import dump
+    from nnmeter_tvm.rules import check_backend, dump
     from nnmeter_tvm.rules import load as load_rules
 
     from .. import zoo
@@ -98,10 +98,8 @@ def run(args) -> int:
     if unknown:
         raise NNMeterError(f"--families: unknown family {unknown[0]!r}; choose from "
                            f"{', '.join(zoo.FAMILIES)}, all or none")
-    known = load_rules(args.add_to) if args.add_to else None
-    if known is not None and known.backend.get("name") != args.backend:
-        raise NNMeterError(f"--add-to {args.add_to}: its rules are for backend "
-                           f"{known.backend.get('name')!r}, not {args.backend!r}")
+    known = check_backend(load_rules(args.add_to), args.backend, f"--add-to {args.add_to}") \
+        if args.add_to else None
     graphs = [load_graph(m) for f in families for m in zoo.variants(f, args.variants)]
     graphs += [load_graph(path) for path in args.models]
     if not graphs:

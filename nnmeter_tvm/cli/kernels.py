@@ -173,8 +173,9 @@ def _explain(t, owner, decisions, graph) -> dict:
 def untested(decisions) -> list[str]:
     """The op pairs of the graph's edges that no rule covers (kept apart by default): what
     ``detect-rules --add-to RULES --models MODEL`` would time."""
-    prefix = "default:untested_"
-    return sorted({d.rule[len(prefix):] for d in decisions if d.rule.startswith(prefix)})
+    from ..kernels.partition import UNTESTED
+
+    return sorted({d.rule[len(UNTESTED):] for d in decisions if d.rule.startswith(UNTESTED)})
 
 
 def format_kernels(result: dict) -> str:

@@ -28,6 +28,9 @@ class Kernel:
     attrs: dict = field(default_factory=dict)
 
 
+REORDER_OPS = ("ReorderInput", "ReorderOutput")  # a backend's layout kernels (onnxruntime)
+
+
 def reorder_direction(op_type: str) -> str:
     """The direction of a backend's reorder op: into its blocked layout (``ReorderInput``)
     or out of it."""

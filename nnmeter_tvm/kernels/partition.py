@@ -15,10 +15,11 @@ edges from its producers ``u`` are decided:
   order (onnxruntime fuses them before its layout pass), then blocked ones in input order.
 
 A rule's ``requires`` conditions (``blocked``, ``plain``, ``compatible``: SCHEMA.md) are checked
-against the layout model; ``const_operand`` against the consumer's folded constants.  A merge that would make the kernel graph cyclic is refused.  With a
-layout model (onnxruntime's NCHWc) the partition also places the reorder kernels the backend
-inserts: one to-blocked reorder per plain tensor read by a blocked ``starts`` op, one
-from-blocked reorder per blocked tensor read by a plain kernel or returned by the graph.
+against the layout model; ``const_operand`` against the consumer's folded constants.  A merge
+that would make the kernel graph cyclic is refused.  With a layout model (onnxruntime's NCHWc)
+the partition also places the reorder kernels the backend inserts: one to-blocked reorder per
+plain tensor read by a blocked ``starts`` op, one from-blocked reorder per blocked tensor read by
+a plain kernel or returned by the graph.
 Rewrites run first (``cse``: of identical weightless ops on one tensor only one runs);
 the ops they remove, and lone ops with a ``view`` rule, become kernels with
 ``attrs["view"] = True`` (no work), so every node is still in exactly one kernel.
@@ -42,6 +43,9 @@ from ..ops import category
 from .kernel import Kernel, reorder_kernel
 
 ANCHOR_CATEGORIES = ("compute",)
+
+
+UNTESTED = "default:untested_"  # the rule of an edge no rule covers: + "<op1>_<op2>"
 
 
 class Decision(NamedTuple):
@@ -346,7 +350,7 @@ class _Partitioner:
             found = self._single[key] = self.single_rule(*key)
         rule, fused, case = found
         if rule is None:
-            return Decision(u.name, v.name, False, f"default:untested_{u.op}_{v.op}",
+            return Decision(u.name, v.name, False, f"{UNTESTED}{u.op}_{v.op}",
                             "no rule for this pair; kept apart")
         if fused:
             ok, why = self.conditions_hold(rule, u, v)

@@ -71,17 +71,12 @@ class Predictor:
     @property
     def rules(self):
         if self._rules is None:
-            from ..errors import RulesError
+            from nnmeter_tvm.rules import check_backend
+
             from .bundle import load_backend_rules
 
-            rules = load_backend_rules(str(self.rules_file) if self.rules_file else self.backend)
-            found = (rules.backend or {}).get("name")
-            if found and found != self.backend:  # another backend's kernels: silently wrong
-                raise RulesError(f"{self.rules_file or self.backend}: rules detected on backend "
-                                 f"{found!r}, not {self.backend!r}; give rules of {self.backend} "
-                                 f"(rules/{self.backend}.json, or `nnmeter-tvm detect-rules "
-                                 f"--backend {self.backend}`)")
-            self._rules = rules
+            source = str(self.rules_file) if self.rules_file else self.backend
+            self._rules = check_backend(load_backend_rules(source), self.backend, source)
         return self._rules
 
     def partition(self, graph: Graph) -> list:
