@@ -108,8 +108,8 @@ def test_grid_is_seeded_distinct_and_inside_its_ranges():
 def test_wide_draws_its_kinds_in_their_shares_inside_their_ranges():
     m = sampler_module
     counts = m.wide_counts(150)
-    assert counts == {"gemm": 30, "projection": 22, "matmul": 22, "softmax": 38, "skipnorm": 15,
-                      "pad": 22}
+    assert counts == {"gemm": 30, "projection": 22, "matmul": 22, "softmax": 30, "skipnorm": 15,
+                      "residual": 15, "pad": 15}
     a = Sampler([], seed=5).wide(counts)
     assert a == Sampler([], seed=5).wide(counts)
     assert len({spec_key(s) for s in a}) == len(a) == sum(counts.values())
@@ -122,6 +122,10 @@ def test_wide_draws_its_kinds_in_their_shares_inside_their_ranges():
             assert s["cout"] % max(1, s.get("heads", 0)) == 0
         elif s["kind"] == "matmul":
             assert all(m.GRID_MATMUL[0] <= s[f] <= m.GRID_MATMUL[1] for f in "mkn")
+        elif s["kind"] == "binary":  # a residual: (1, rows, len) read as c, h and w = 1
+            assert (s["op"], s["w"], s["bc"], s["epi"]) == ("add", 1, False, [])
+            assert m.GRID_SOFTMAX_ROWS[0] <= s["c"] <= m.GRID_SOFTMAX_ROWS[1]
+            assert m.GRID_SOFTMAX_LEN[0] <= s["h"] <= m.GRID_SOFTMAX_LEN[1]
         elif s["kind"] == "pad":
             t, l, b, r = s["pads"]
             assert (t, l) == (b, r) and all(m.GRID_PAD[0] <= p <= m.GRID_PAD[1] for p in (t, l))
@@ -173,6 +177,41 @@ def test_kernel_model_round_trip(spec):
         assert specs[0]["kind"] == "conv"
         return
     assert spec in specs
+
+
+def test_a_conv_add_reads_an_operand_a_small_conv_writes():
+    """The add fused into a packed conv reads the output of a 1x1 conv over a few channels
+    (a graph input would keep onnxruntime from fusing it in the blocked layout)."""
+    from nnmeter_tvm.builder.kernel_models import OPERAND_CHANNELS
+
+    graph = load_graph(build_model([GCONV], seed=0))
+    add = next(n for n in graph if n.op == "add")
+    producers = [graph.node(graph.producer(t)) for t in add.inputs]
+    assert [p.name for p in producers] == ["k0.bn0", "k0.operand1"]
+    operand = producers[1]
+    assert operand.op == "conv" and operand.input_shape == (1, OPERAND_CHANNELS, 14, 14)
+    assert operand.output_shape == (1, GCONV["cout"], 14, 14)
+    # other kinds keep a graph input as the add's operand
+    unary = {"kind": "binary", "op": "mul", "c": 8, "h": 4, "w": 4, "bc": False, "epi": ["add"]}
+    graph = load_graph(build_model([unary], seed=0))
+    assert not [n for n in graph if n.op == "conv"]
+
+
+@pytest.mark.parametrize("channels", [16, 53], ids=["blocked", "plain"])
+def test_packed_conv_add_runs_fused_on_onnxruntime_as_the_partition_says(channels):
+    """Real onnxruntime: a packed conv-bn-add-relu spec runs as one kernel in either layout
+    (16 channels: NCHWc; 53: plain), and the shipped rules form the same kernels."""
+    from nnmeter_tvm.backends import ProtocolConfig, get_backend
+
+    spec = {"kind": "conv", "cin": channels, "cout": channels, "h": 16, "w": 16, "k": 1,
+            "s": 1, "groups": 1, "pad": 0, "bias": False, "epi": ["bn", "add", "relu"]}
+    model = build_model([spec], seed=0)
+    truth = get_backend("ort-cpu", config=ProtocolConfig(min_runs=1)).truth(model, timed=False)
+    real = {frozenset(k.nodes) for k in truth.kernels if k.nodes}
+    assert frozenset({"k0.conv", "k0.bn0", "k0.add1", "k0.relu2"}) in real
+    graph = load_graph(model)
+    ours = {frozenset(k.nodes) for k in partition(graph, load_rules("ort-cpu")) if k.nodes}
+    assert real <= ours
 
 
 def test_packed_model_holds_each_spec_in_its_scope():
