@@ -516,6 +516,47 @@ def test_reprofile_times_the_same_models_again_and_keeps_the_calibration(setup, 
     assert (tmp / "bundle" / "samples.jsonl.gz").read_bytes() == before
 
 
+def test_reprofile_stale_times_again_only_the_models_written_differently_now(setup,
+                                                                             monkeypatch):
+    """``build --retrain BUNDLE --reprofile-stale``: after a change of how kernel models are
+    written (here: a pack holding a global pooling spec gains a node), only the units whose
+    model has a node none of their logged kernels ran are profiled again; the others are
+    kept."""
+    from onnx import helper
+
+    from nnmeter_tvm.builder import build as build_module
+    from nnmeter_tvm.builder.build import bundle_builder, retrain
+
+    tmp, source, _ = _bundle_alone(setup)
+    fresh = bundle_builder(load_bundle(tmp / "bundle"))
+    assert fresh.stale_units() == []  # a log just written is not stale
+    write = build_module.build_model
+
+    def written_anew(specs, seed=0, name="pack"):
+        model = write(specs, seed=seed, name=name)
+        if any(s["kind"] == "gpool" for s in specs):  # one more node in these packs
+            out = model.graph.output[0]
+            model.graph.node.append(helper.make_node("Identity", [out.name], ["again"],
+                                                     name="again.identity"))
+            out.name = "again"
+        return model
+
+    monkeypatch.setattr(build_module, "build_model", written_anew)
+    changed = [u["unit"] for u in fresh.stale_units()]
+    pools = [u for u in fresh.log.units.values()
+             if u["kind"] == "pack" and any(s["kind"] == "gpool" for s in u["specs"])]
+    assert changed and sorted(changed) == sorted(u["unit"] for u in pools)
+    fake = FakeBackend()
+    monkeypatch.setattr("nnmeter_tvm.backends.get_backend", lambda name, **kw: fake)
+    result = retrain(tmp / "bundle", tmp / "again", progress=False, reprofile_stale=True)
+    meta = json.loads((tmp / "again" / "bundle.json").read_text())["build"]
+    assert fake.truth_calls == len(changed) and fake.measure_calls == 0
+    assert meta["reprofiled"] is False and meta["reprofiled_stale_units"] == len(changed)
+    assert result.samples >= source["build"]["kernel_samples"]
+    assert meta["calibration_ms"] == source["build"]["calibration_ms"]
+    assert not (tmp / "again" / "reprofile.jsonl").exists()
+
+
 def test_reprofile_without_retrain_is_one_line(tmp_path, capsys):
     from nnmeter_tvm.cli import main
 

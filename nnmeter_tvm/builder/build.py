@@ -490,6 +490,23 @@ class Builder:
                 return n
         return len(redo)
 
+    def stale_units(self) -> list[dict]:
+        """The steady units whose model, as this code writes it, has a node that none of their
+        logged kernels ran and the backend did not report eliminated: the way a kernel model
+        is written changed since they were profiled (e.g. the operand of a conv's add,
+        ``kernel_models._epi``), so their kernels are not those a build would time now.  (A
+        log written before units recorded ``eliminated`` also flags a model whose backend
+        dropped a node, such as a repeated relu: profiling it again costs time, nothing else.)"""
+        stale = []
+        for unit in self.log.units.values():
+            if not unit["kernels"] or SampleLog.drifted(unit):
+                continue  # no samples either way; a drifted unit is measured again anyway
+            ran = {n for k in unit["kernels"] for n in k["nodes"]}
+            ran |= set(unit.get("eliminated") or ())
+            if any(n.name not in ran for n in self._unit_model(unit).graph.node):
+                stale.append(unit)
+        return stale
+
     def reprofile(self, units: list[dict]) -> None:
         """Profile ``units`` (log records, e.g. another log's) again into this log, skipping
         those it holds already: the same sample plan, timed here and now."""
@@ -538,7 +555,8 @@ class Builder:
             return True
         kernels = [t for t in truth.kernels if t.ms is not None][:room]
         self._rows.pop(unit, None)  # a unit measured again
-        rec = self.log.add(unit, kernels, drift=truth.drift, **info)
+        rec = self.log.add(unit, kernels, drift=truth.drift,
+                           eliminated=list(truth.eliminated), **info)
         self.measured_now += len(rec["kernels"])
         return True
 
@@ -953,6 +971,8 @@ class Builder:
             build_meta["extended_from" if source.get("extended") else "retrained_from"] = \
                 source["record"]
             build_meta["reprofiled"] = bool(source.get("reprofiled"))
+            if source.get("reprofiled_stale"):
+                build_meta["reprofiled_stale_units"] = source["reprofiled_stale"]
         # where the samples were timed
         machine = source["machine"] if source and not source.get("reprofiled") else machine_info()
         trained.meta = {"name": cfg.backend, "machine": machine, "build": build_meta}
@@ -999,7 +1019,7 @@ def bundle_builder(predictor) -> "Builder":
 
 
 def retrain(bundles, out_dir, progress: bool = True, reprofile: bool = False,
-            rules_file=None) -> BuildResult:
+            rules_file=None, reprofile_stale: bool = False) -> BuildResult:
     """A bundle trained again from the samples other bundles carry, measuring nothing: after a
     change of features or training, the same measurements give new cost models.  ``bundles``:
     one bundle (name or folder) or several of the same backend, version and CPU, whose samples
@@ -1009,8 +1029,10 @@ def retrain(bundles, out_dir, progress: bool = True, reprofile: bool = False,
     a fix of the profiling (resumable: the log ``out_dir/reprofile.jsonl`` is kept until the
     bundle is written); the calibration times, whole-model runs no profiling touches, are
     kept (timed again on a loaded host they moved the fixed overhead from 5 to 18 µs:
-    ``benchmarks/results/reorder-times/``).  ``rules_file``: partition with these rules
-    instead of the first bundle's (e.g. the same file with rules added for other models)."""
+    ``benchmarks/results/reorder-times/``).  ``reprofile_stale``: only the units whose model
+    is written differently now (:meth:`Builder.stale_units`) are profiled again, the others
+    kept.  ``rules_file``: partition with these rules instead of the first bundle's (e.g. the
+    same file with rules added for other models)."""
     from ..predictors import Predictor, load_predictor
 
     names = [bundles] if isinstance(bundles, (str, Path)) else list(bundles)
@@ -1027,18 +1049,25 @@ def retrain(bundles, out_dir, progress: bool = True, reprofile: bool = False,
             builder.log.pool(bundle_builder(src).log, src.meta.get("source"))
         runs += (src.meta.get("build") or {}).get("runs") or []
     first = sources[0].meta.get("build") or {}
-    working = Path(out_dir) / "reprofile.jsonl" if reprofile else None
-    if reprofile:
+    working = Path(out_dir) / "reprofile.jsonl" if reprofile or reprofile_stale else None
+    stale = 0
+    if working is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        units = list(builder.log.units.values())
+        old = builder.log
+        units = builder.stale_units() if reprofile_stale and not reprofile \
+            else list(old.units.values())
         builder.log = builder.new_log(working)
         builder.reprofile(units)
+        if reprofile_stale and not reprofile:
+            stale = len(units)
+            builder.log.pool(old, str(names[0]))  # the other units as they were
         builder._phase("reprofile")
     result = builder._fit_and_write(out_dir, first.get("rounds") or [], 0,
                                     len(builder.log.drifted_units()), source={
         "record": [_source_record(name, src) for name, src in zip(names, sources)],
         "machine": sources[0].meta.get("machine"), "config": first.get("config") or {},
         "runs": runs, "sample_log": first.get("sample_log"), "reprofiled": reprofile,
+        "reprofiled_stale": stale,
         "calibration_ms": first.get("calibration_ms") or {}})
     if working is not None:
         working.unlink(missing_ok=True)

@@ -1,7 +1,8 @@
 """``nnmeter-tvm build --backend NAME -o DIR``: sample and measure kernels, train, write a bundle.
 
 ``--retrain BUNDLE [BUNDLE ...]`` trains again from the samples bundles carry, measuring nothing
-(with ``--reprofile``: profiling the same models again first); ``--extend BUNDLE`` measures the
+(with ``--reprofile``: profiling the same models again first; ``--reprofile-stale``: only those
+written differently now); ``--extend BUNDLE`` measures the
 wide grid's layers the bundle lacks and trains again on all its samples."""
 from __future__ import annotations
 
@@ -43,6 +44,11 @@ def add_parser(sub):
                    help="with --retrain: profile every model the samples came from again on this "
                         "machine first (the same sample plan timed anew, e.g. after a fix of the "
                         "profiling); the calibration times are kept")
+    p.add_argument("--reprofile-stale", action="store_true",
+                   help="with --retrain: profile again only the models this version writes "
+                        "differently from when they were profiled (e.g. a conv's add now reads "
+                        "a conv's output, which onnxruntime fuses in its blocked layout); the "
+                        "others and the calibration times are kept")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -58,9 +64,11 @@ def run(args) -> int:
                         grid=args.grid or "wide", rules_file=args.rules)
     elif args.retrain:
         result = retrain(args.retrain, args.output, progress=not args.quiet,
-                         reprofile=args.reprofile, rules_file=args.rules)
-    elif args.reprofile:
-        print("error: --reprofile needs --retrain BUNDLE", file=sys.stderr)
+                         reprofile=args.reprofile, rules_file=args.rules,
+                         reprofile_stale=args.reprofile_stale)
+    elif args.reprofile or args.reprofile_stale:
+        flag = "--reprofile" if args.reprofile else "--reprofile-stale"
+        print(f"error: {flag} needs --retrain BUNDLE", file=sys.stderr)
         return 2
     elif not args.backend:
         print("error: build needs --backend NAME (ort-cpu or tvm-llvm), or --retrain BUNDLE",
