@@ -251,7 +251,7 @@ def test_a_wide_build_draws_the_transformer_layers_on_top_of_the_grid(setup):
              for o in ("grid", "grid-wide")}
     assert drawn == {"grid": cfg.grid_samples, "grid-wide": sum(wide_counts(30).values())}
     wide = [s for u in units if u.get("origin") == "grid-wide" for s in u["specs"]]
-    assert {s["kind"] for s in wide} == {"gemm", "matmul", "softmax", "pad"}
+    assert {s["kind"] for s in wide} == {"gemm", "matmul", "softmax", "binary", "pad"}
     assert "softmax" in load_bundle(tmp / "bundle").models
 
 
