@@ -2,8 +2,8 @@
 
 ``--retrain BUNDLE [BUNDLE ...]`` trains again from the samples bundles carry, measuring nothing
 (with ``--reprofile``: profiling the same models again first; ``--reprofile-stale``: only those
-written differently now); ``--extend BUNDLE`` measures the
-wide grid's layers the bundle lacks and trains again on all its samples."""
+written differently now); ``--extend BUNDLE`` measures the wide grid's layers the bundle lacks
+and trains again on all its samples."""
 from __future__ import annotations
 
 import sys
