@@ -11,7 +11,8 @@ RUNS = {"before (shipped until now)": HERE / "before" / "evaluate-ort-cpu.json",
         "45 units profiled again with the conv operand (experiment script)": HERE / "eval-addop",
         "the same with build --retrain --reprofile-stale": HERE / "eval-shipped-cli",
         "that + 15 residual adds (build --extend): shipped": HERE.parent / "evaluate-ort-cpu.json",
-        "from scratch with the operand, before the residual kind (one build)": HERE / "eval-scratch"}
+        "from scratch with the operand, before the residual kind (one build)": HERE / "eval-scratch",
+        "from scratch, the committed code (one build)": HERE / "scratch-committed"}
 
 
 def figures(path: Path) -> dict:
