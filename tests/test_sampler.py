@@ -192,8 +192,9 @@ def test_a_conv_add_reads_an_operand_a_small_conv_writes():
     assert operand.op == "conv" and operand.input_shape == (1, OPERAND_CHANNELS, 14, 14)
     assert operand.output_shape == (1, GCONV["cout"], 14, 14)
     # other kinds keep a graph input as the add's operand
-    unary = {"kind": "binary", "op": "mul", "c": 8, "h": 4, "w": 4, "bc": False, "epi": ["add"]}
-    graph = load_graph(build_model([unary], seed=0))
+    mul_add = {"kind": "binary", "op": "mul", "c": 8, "h": 4, "w": 4, "bc": False,
+               "epi": ["add"]}
+    graph = load_graph(build_model([mul_add], seed=0))
     assert not [n for n in graph if n.op == "conv"]
 
 
