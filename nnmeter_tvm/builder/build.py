@@ -1049,17 +1049,16 @@ def retrain(bundles, out_dir, progress: bool = True, reprofile: bool = False,
             builder.log.pool(bundle_builder(src).log, src.meta.get("source"))
         runs += (src.meta.get("build") or {}).get("runs") or []
     first = sources[0].meta.get("build") or {}
-    working = Path(out_dir) / "reprofile.jsonl" if reprofile or reprofile_stale else None
-    stale = 0
+    only_stale = reprofile_stale and not reprofile
+    working = Path(out_dir) / "reprofile.jsonl" if reprofile or only_stale else None
+    units = []
     if working is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         old = builder.log
-        units = builder.stale_units() if reprofile_stale and not reprofile \
-            else list(old.units.values())
+        units = builder.stale_units() if only_stale else list(old.units.values())
         builder.log = builder.new_log(working)
         builder.reprofile(units)
-        if reprofile_stale and not reprofile:
-            stale = len(units)
+        if only_stale:
             builder.log.pool(old, str(names[0]))  # the other units as they were
         builder._phase("reprofile")
     result = builder._fit_and_write(out_dir, first.get("rounds") or [], 0,
@@ -1067,7 +1066,7 @@ def retrain(bundles, out_dir, progress: bool = True, reprofile: bool = False,
         "record": [_source_record(name, src) for name, src in zip(names, sources)],
         "machine": sources[0].meta.get("machine"), "config": first.get("config") or {},
         "runs": runs, "sample_log": first.get("sample_log"), "reprofiled": reprofile,
-        "reprofiled_stale": stale,
+        "reprofiled_stale": len(units) if only_stale else 0,
         "calibration_ms": first.get("calibration_ms") or {}})
     if working is not None:
         working.unlink(missing_ok=True)

@@ -206,12 +206,13 @@ def _epi(b, x, epi, inputs, name_of_extra, conv_operand: bool = False):
         if op == "bn":
             x = b.bn(x, name=f"bn{i}")
         elif op == "add":
-            extra = b.input(b.shape(x) if not conv_operand
-                            else (1, OPERAND_CHANNELS) + tuple(b.shape(x)[2:]),
-                            name=name_of_extra(i))
-            inputs.append(extra)
+            n, c, *hw = b.shape(x)
             if conv_operand:
-                extra = b.conv(extra, b.shape(x)[1], 1, bias=True, name=f"operand{i}")
+                src = b.input((n, OPERAND_CHANNELS, *hw), name=name_of_extra(i))
+                extra = b.conv(src, c, 1, bias=True, name=f"operand{i}")
+            else:
+                src = extra = b.input(b.shape(x), name=name_of_extra(i))
+            inputs.append(src)
             x = b.add(x, extra, name=f"add{i}")
         elif op == "swish":
             x = b.swish(x, name=f"swish{i}")
