@@ -14,7 +14,7 @@
 
 namespace nnm {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 // Reads one raw row and writes one feature row; or, in names mode, records the names.
 struct Io {

@@ -341,6 +341,7 @@ py::object group_kernel(const PartitionRules& rules, const GraphObjects& objs, c
     attrs[s.rules] = used;
     if (k.view) attrs[s.view] = py::bool_(true);
     if (rules.tables.layout) attrs[s.layout] = k.blocked ? rules.layout_name : py::object(s.plain);
+    if (rules.tables.layout && k.blocked) attrs[s.block] = rules.layout_block;
     py::object rule = k.rules.empty() ? py::none() : rules.rule_names[k.rules.back()];
     return new_kernel(rules, name, py::reinterpret_steal<py::object>(type), names,
                       objs.name[k.anchor], ops, false, rule, attrs);

@@ -74,17 +74,12 @@ def test_schema_version_mismatch_is_refused(saved):
         load_bundle(out)
 
 
-def test_a_schema_1_bundle_is_read_its_features_being_a_prefix(saved):
-    """Schema 2 appended the context block: a schema-1 bundle's trees never read it."""
-    pred, out = saved
-    names = list(pred.models["conv"].feature_names)
-    _edit_meta(out, schema_version=1, **{"families.conv.features": names[:-1]})
-    graph = load_graph(small_model())
-    kernels = chain_kernels(graph)
-    assert load_bundle(out).predict_kernels(graph, kernels).total_ms == \
-        pred.predict_kernels(graph, kernels).total_ms
-    _edit_meta(out, **{"families.conv.features": names[1:]})  # not a prefix: refused
-    with pytest.raises(BundleError, match="feature-schema version 1"):
+def test_a_bundle_of_the_previous_schema_is_refused_with_the_retrain_command(saved):
+    """Schema 3's lines read the FLOPs of blocked channels: a schema-2 bundle's lines do not,
+    so it is trained again from its samples, not read."""
+    _, out = saved
+    _edit_meta(out, schema_version=2)
+    with pytest.raises(BundleError, match=r"feature-schema version 2.*build --retrain"):
         load_bundle(out)
 
 
@@ -191,7 +186,7 @@ def test_a_line_per_layout_follows_two_backend_paths_and_round_trips(tmp_path):
                    _conv_rows(rng.integers(8, 64, 40), blocked)])
     names = features.feature_names("conv")
     flops = x[:, names.index("flops")]
-    ms = 0.005 + flops / 2e7 * np.where(x[:, -1] == plain, 10.0, 1.0)
+    ms = 0.005 + flops / 2e7 * np.where(x[:, names.index("layout")] == plain, 10.0, 1.0)
     model = train_family("conv", x, ms, feature_names=names, rounds=40,
                          targets=("logratio",)).model
     assert isinstance(model.baseline, LayoutLines)

@@ -66,6 +66,8 @@ def random_configs(family, n, rng):
     put("mode", rng.integers(0, 3, n))
     put("direction", rng.integers(0, 3, n))
     put("block", rng.choice([0, 8, 16], n))
+    put("layout", rng.integers(0, len(S.LAYOUT_CODES), n))
+    put("channel_block", rng.choice([0, 4, 8, 16], n))
     if family in ("conv", "dwconv", "gconv", "convtranspose"):
         hin = rng.integers(7, 113, n)
         put("hin", hin), put("win", hin)
@@ -115,20 +117,58 @@ def test_extension_implements_this_schema():
     for name, fam in S.FAMILIES.items():
         assert tuple(_features.raw_fields(name)) == fam.encoded_raw, name
         assert fam.raw == fam.encoded_raw + S.CONTEXT, name
-        assert tuple(_features.feature_names(name)) + S.CONTEXT == fam.features == \
+        assert tuple(_features.feature_names(name)) + S.CONTEXT + S.CONTEXT_DERIVED == \
+            fam.features == \
             F.feature_names(name), name
         assert len(set(fam.features)) == fam.width, f"{name}: duplicate feature names"
 
 
-def test_context_is_passed_through_last():
+def test_context_is_passed_through_after_the_derived_features():
     """The encoder never reads the context block; it comes out unchanged after the derived
-    features (so a schema-1 bundle, whose trees never read past its own width, still applies)."""
+    features, followed by what is derived from it."""
     row = conv_row()
     blocked = row.copy()
-    blocked[0, -1] = S.LAYOUT_CODES.index("blocked")
+    blocked[0, -2:] = S.LAYOUT_CODES.index("blocked"), 16
     a, b = F.encode("conv", row), F.encode("conv", blocked)
-    np.testing.assert_array_equal(a[:, :-1], b[:, :-1])
-    assert b[0, -1] == 2 and F.feature_names("conv")[-1] == "layout"
+    np.testing.assert_array_equal(a[:, :-3], b[:, :-3])
+    assert F.feature_names("conv")[-3:] == S.CONTEXT + S.CONTEXT_DERIVED
+    assert tuple(b[0, -3:-1]) == (2, 16) and tuple(a[0, -3:-1]) == (0, 0)
+    assert S.CONTEXT == ("layout", "channel_block")
+
+
+def _blocked(row, block=16):
+    row = row.copy()
+    row[0, -2:] = S.LAYOUT_CODES.index("blocked"), block
+    return row
+
+
+def test_flops_blocked_rounds_a_blocked_convs_channels_up_to_its_block():
+    """onnxruntime pads NCHWc channels to the block: a 20 -> 20 conv does the work of 32 -> 32.
+    A dense conv's input below one block is read plain (not padded); a plain row is as is."""
+    def both(family, row):
+        x = F.encode(family, row, exact=True)
+        return col(family, x, "flops")[0], col(family, x, "flops_blocked")[0]
+
+    flops, padded = both("conv", _blocked(conv_row(cin=20, cout=20, hw=32)))
+    assert padded == flops * (32 / 20) ** 2
+    flops, padded = both("conv", _blocked(conv_row(cin=3, cout=20, hw=32)))
+    assert padded == flops * 32 / 20                       # the input is not padded
+    flops, padded = both("conv", _blocked(conv_row(cin=20, cout=20, hw=32), block=8))
+    assert padded == flops * (24 / 20) ** 2
+    flops, padded = both("conv", conv_row(cin=20, cout=20, hw=32))
+    assert padded == flops                                 # plain: no padding
+    flops, padded = both("dwconv", _blocked(conv_row("dwconv", cin=20, cout=20, groups=20)))
+    assert padded == flops * 32 / 20
+    g = load_graph(conv_model(24, 24, 1))
+    kernel = [k for k in _ort_partition(g) if not k.inserted][0]
+    x = F.encode("conv", F.kernel_config(kernel, g)[1], exact=True)
+    assert col("conv", x, "flops_blocked")[0] == col("conv", x, "flops")[0] * (32 / 24) ** 2
+
+
+def _ort_partition(graph):
+    from nnmeter_tvm import load_predictor
+
+    return load_predictor("ort-cpu").partition(graph)
 
 
 def test_layout_context_is_the_partitions():
@@ -138,13 +178,13 @@ def test_layout_context_is_the_partitions():
 
     g = load_graph(conv_model(24, 24, 24))      # depthwise, a multiple of 4: NCHWc on onnxruntime
     odd = load_graph(conv_model(21, 21, 21))    # not: plain NCHW
-    codes = []
+    context = []
     for graph in (g, odd):
-        kernels = [k for k in load_predictor("ort-cpu").partition(graph) if not k.inserted]
-        codes.append(F.kernel_config(kernels[0], graph)[1][-1])
+        kernels = [k for k in _ort_partition(graph) if not k.inserted]
+        context.append(tuple(F.kernel_config(kernels[0], graph)[1][-2:]))
     tvm = [k for k in load_predictor("tvm-llvm").partition(g) if not k.inserted]
-    assert codes == [S.LAYOUT_CODES.index("blocked"), S.LAYOUT_CODES.index("plain")]
-    assert F.kernel_config(tvm[0], g)[1][-1] == S.LAYOUT_CODES.index("unknown")
+    assert context == [(S.LAYOUT_CODES.index("blocked"), 16), (S.LAYOUT_CODES.index("plain"), 0)]
+    assert tuple(F.kernel_config(tvm[0], g)[1][-2:]) == (S.LAYOUT_CODES.index("unknown"), 0)
 
 
 def test_every_family_carries_the_generic_cost_block():

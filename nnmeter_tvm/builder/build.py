@@ -271,11 +271,11 @@ def truth_kernels(graph, truth, block: int = 0, predictor=None) -> list[tuple[ob
     Samples are the kernels the backend really ran, whatever our partition forms, so the cost
     models stay right when the rules change.  Members are put in graph order; the anchor is the
     first compute op (as in the partition).  With ``predictor``, each kernel gets the layout its
-    partition runs the anchor in (``attrs["layout"]``, the features' context), as a prediction
-    of the same graph would.  An inserted reorder converts the tensor the backend names
-    (``tensor``); in a log written before the backend named it, its neighbour's: the first
-    outside input of the next kernel (to blocked) or the last output of the previous one (from
-    blocked).  The guess misses where a reorder does not sit beside the kernel it serves
+    partition runs the anchor in (``attrs["layout"]`` and ``["block"]``, the features'
+    context), as a prediction of the same graph would.  An inserted reorder converts the tensor
+    the backend names (``tensor``); in a log written before the backend named it, its
+    neighbour's: the first outside input of the next kernel (to blocked) or the last output of
+    the previous one (from blocked).  The guess misses where a reorder does not sit beside the kernel it serves
     (3 of 439 reorders of 26 zoo models in one reading), and such logs' reorder times are
     unreliable anyway (``backends.ort_cpu._node_times``): only profiling again
     (``build --retrain --reprofile``) makes such a log right.  Other kernels with no node give
@@ -289,9 +289,9 @@ def truth_kernels(graph, truth, block: int = 0, predictor=None) -> list[tuple[ob
 
     truth = [_Truth(**t) if isinstance(t, dict) else t for t in truth]
     order = {n.name: i for i, n in enumerate(graph.nodes)}
-    layouts = {} if predictor is None else {
-        n: k.attrs["layout"] for k in predictor.partition(graph) if k.attrs.get("layout")
-        for n in k.nodes}
+    layouts = {} if predictor is None else {  # the context: layout and block
+        n: {a: k.attrs[a] for a in ("layout", "block") if a in k.attrs}
+        for k in predictor.partition(graph) if k.attrs.get("layout") for n in k.nodes}
     shapes = graph.tensor_shapes()
     out = []
     real = [i for i, t in enumerate(truth) if t.nodes]
@@ -305,10 +305,9 @@ def truth_kernels(graph, truth, block: int = 0, predictor=None) -> list[tuple[ob
             nodes = [graph.node(n) for n in names]
             anchor = next((n for n in nodes if category(n.op) == "compute"), nodes[0])
             ops = tuple(n.op for n in nodes)
-            layout = layouts.get(anchor.name)
             out.append((Kernel(name=names[0], type=kernel_type(ops), nodes=tuple(names),
                                anchor=anchor.name, ops=ops,
-                               attrs={"layout": layout} if layout else {}), t.ms))
+                               attrs=dict(layouts.get(anchor.name, {}))), t.ms))
             continue
         if t.op_type not in REORDER_OPS:
             continue  # no node, but no layout reorder either: not a kernel we price

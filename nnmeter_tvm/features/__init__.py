@@ -13,14 +13,14 @@ from __future__ import annotations
 import numpy as np
 
 from .configs import as_rows, configs_by_family, kernel_config
-from .schema import (FAMILIES, GENERIC_FEATURES, READS_SCHEMAS, SCHEMA_VERSION, conv_family,
+from .schema import (FAMILIES, GENERIC_FEATURES, LAYOUT_CODES, SCHEMA_VERSION, conv_family,
                      family_of, feature_names, generic_columns, raw_fields)
 from ..errors import unknown_name
 from ..extension import REBUILD, load_extension
 
-__all__ = ["SCHEMA_VERSION", "READS_SCHEMAS", "FAMILIES", "GENERIC_FEATURES", "family_of",
+__all__ = ["SCHEMA_VERSION", "FAMILIES", "GENERIC_FEATURES", "family_of",
            "conv_family", "feature_names", "raw_fields", "generic_columns", "kernel_config",
-           "configs_by_family", "encode", "encode_all", "conv_flops_params"]
+           "configs_by_family", "encode", "encode_all", "conv_flops_params", "flops_blocked"]
 
 _ext = None
 
@@ -55,8 +55,32 @@ def encode(family: str, configs, exact: bool = False) -> np.ndarray:
         raise unknown_name("feature family", family, FAMILIES)
     rows = as_rows(family, configs)
     inner = len(FAMILIES[family].encoded_raw)
-    x = (_ext or _extension()).encode(family, np.ascontiguousarray(rows[:, :inner]), exact)
-    return np.hstack([x, rows[:, inner:].astype(x.dtype)])
+    # float64 first: flops_blocked is derived from the exact FLOPs, then rounded once
+    x = (_ext or _extension()).encode(family, np.ascontiguousarray(rows[:, :inner]), True)
+    context = rows[:, inner:]
+    out = np.hstack([x, context, flops_blocked(family, x, context)[:, None]])
+    return out if exact else out.astype(np.float32)
+
+
+_BLOCKED = LAYOUT_CODES.index("blocked")
+
+
+def flops_blocked(family: str, x, context) -> np.ndarray:
+    """``flops`` of encoded rows ``x`` with a blocked conv's or depthwise conv's channels
+    rounded up to its block (``context``: the rows' context block); see schema.py."""
+    names = FAMILIES[family].features
+    flops = np.asarray(x[:, names.index("flops")], dtype=np.float64)
+    if family not in ("conv", "dwconv"):
+        return flops
+    blocked = context[:, 0] == _BLOCKED
+    block = np.maximum(context[:, 1], 1)
+    up = lambda v: np.ceil(v / block) * block  # noqa: E731
+    cout = np.maximum(x[:, names.index("cout")], 1)
+    factor = up(cout) / cout
+    if family == "conv":  # below one block of input channels onnxruntime reads plain NCHW
+        cin = np.maximum(x[:, names.index("cin_per_group")], 1)
+        factor *= np.where(cin >= block, up(cin) / cin, 1.0)
+    return np.where(blocked, flops * factor, flops)
 
 
 def encode_all(configs: dict) -> dict:

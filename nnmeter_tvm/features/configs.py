@@ -34,9 +34,12 @@ _PLAIN, _BLOCKED = LAYOUT_CODES.index("plain"), LAYOUT_CODES.index("blocked")
 
 def _context(kernel) -> list:
     """The context block: the layout the partition runs the kernel in (``attrs["layout"]``:
-    "plain", or the name of the backend's blocked layout; absent: unknown)."""
+    "plain", or the name of the backend's blocked layout; absent: unknown) and its channel
+    block (``attrs["block"]``, 0 when not blocked)."""
     layout = kernel.attrs.get("layout")
-    return [0 if not layout else _PLAIN if layout == "plain" else _BLOCKED]
+    if not layout or layout == "plain":
+        return [_PLAIN if layout else 0, 0]
+    return [_BLOCKED, kernel.attrs.get("block", 0)]
 
 
 def as_rows(family: str, configs) -> np.ndarray:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .configs import as_rows
-from .schema import EPILOGUE_COUNTS, family
+from .schema import EPILOGUE_COUNTS, LAYOUT_CODES, family
 
 
 def _align(out: dict, base: str, x: np.ndarray) -> None:
@@ -198,4 +198,23 @@ def encode_reference(name: str, configs, exact: bool = False) -> np.ndarray:
     inner = len(fam.encoded_raw)
     cols = [x[:, :inner]] + [np.broadcast_to(derived[f], (x.shape[0],))[:, None]
                              for f in fam.derived] + [x[:, inner:]]
+    n = x.shape[0]
+    rows = {k: np.broadcast_to(v, (n,)) for k, v in {**raw, **derived}.items()}
+    blocked = [_flops_blocked(name, {k: v[i] for k, v in rows.items()}) for i in range(n)]
+    cols.append(np.array(blocked)[:, None])
     return np.hstack(cols).astype(np.float64 if exact else np.float32)
+
+
+def _flops_blocked(name: str, r: dict) -> float:
+    """One row's ``flops_blocked`` (``r``: its raw and derived fields): the work of the
+    channels a blocked layout runs."""
+    if name not in ("conv", "dwconv") or r["layout"] != LAYOUT_CODES.index("blocked"):
+        return r["flops"]
+    b = max(r["channel_block"], 1)
+    padded = lambda c: -(-c // b) * b  # noqa: E731
+    cout = max(r["cout"], 1)
+    scale = padded(cout) / cout
+    cin = max(r["cin_per_group"], 1)
+    if name == "conv" and cin >= b:
+        scale *= padded(cin) / cin
+    return r["flops"] * scale

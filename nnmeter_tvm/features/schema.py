@@ -31,10 +31,17 @@ Conventions of the derived features (the C++ encoder and ``reference.py`` follow
 Every family's raw row ends with the **context block** (``CONTEXT``): not the kernel's shapes but
 how the backend runs it, as the partition decided (``layout``: indexes ``LAYOUT_CODES``; on
 onnxruntime a depthwise conv with channels not a multiple of 4 runs in plain NCHW, at 9-19x the
-time of the same conv in NCHWc: ``benchmarks/results/layout_paths-ort-cpu.md``).  The compiled
-encoder never reads it; its columns are placed after the derived features, last, so that a
-schema-1 bundle (trained before the block existed, its trees never reading a column past its
-own width) still applies (``READS_SCHEMAS``).
+time of the same conv in NCHWc: ``benchmarks/results/layout_paths-ort-cpu.md``;
+``channel_block``: the channel block of a blocked layout, 0 otherwise).  The compiled encoder
+never reads it: its columns are placed after the derived features, and after them the one
+feature derived from it (``CONTEXT_DERIVED``, computed by ``features.encode``):
+
+* ``flops_blocked``: ``flops`` with the channels a blocked conv or depthwise conv really runs,
+  each rounded up to the block (a dense conv's input channels only from one block up: below
+  it onnxruntime reads plain NCHW input).  onnxruntime pads NCHWc channels so: a 3x3 conv
+  20 -> 20 at 32x32 runs as long as 32 -> 32, 3.7x the 16 -> 16 one
+  (``benchmarks/results/blocked-flops/``).  The FLOPs/bytes lines the cost models correct
+  (``predictors.fallback.generic_stats``) read it instead of ``flops``.
 
 Change any of this -- a field, a name, an order, a formula -- and bump ``SCHEMA_VERSION`` (and
 the same constant in ``cpp_ext/feature_encoder.h``): bundles trained under another version are
@@ -46,9 +53,7 @@ from dataclasses import dataclass
 
 from ..errors import unknown_name
 
-SCHEMA_VERSION = 2
-# older schemas whose features are a prefix of this one's (their bundles still apply)
-READS_SCHEMAS = (1,)
+SCHEMA_VERSION = 3
 
 # ---------------------------------------------------------------------------------- op tables
 # Op codes are indexes into these tuples (a raw field ``op_code``).  Append only; bump the version.
@@ -109,7 +114,8 @@ EPILOGUE_FIELDS = EPILOGUE_COUNTS + ("ep_extra_elems",)
 EPILOGUE_DERIVED = ("ep_ops", "ep_flops", "ep_bytes_in")
 
 COST = ("flops", "params", "bytes_in", "bytes_weight", "bytes_out", "arith_intensity")
-CONTEXT = ("layout",)
+CONTEXT = ("layout", "channel_block")
+CONTEXT_DERIVED = ("flops_blocked",)
 
 
 def align(name: str) -> tuple[str, ...]:
@@ -135,7 +141,7 @@ class Family:
 
     @property
     def features(self) -> tuple[str, ...]:
-        return self.encoded_raw + self.derived + CONTEXT
+        return self.encoded_raw + self.derived + CONTEXT + CONTEXT_DERIVED
 
     @property
     def raw_width(self) -> int:

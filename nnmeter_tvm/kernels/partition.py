@@ -555,6 +555,8 @@ class _Partitioner:
                 used.append(view.name)
             if self.layout is not None:
                 attrs["layout"] = self.layout.name if blocked else "plain"
+                if blocked:
+                    attrs["block"] = self.layout.block
             kernels.append(Kernel(name=_kernel_name(names), type=kernel_type(ops),
                                   nodes=tuple(names), anchor=anchor.name, ops=ops,
                                   rule=used[-1] if used else None, attrs=attrs))

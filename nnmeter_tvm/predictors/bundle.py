@@ -195,21 +195,13 @@ def load_bundle(directory, check_machine: bool = True, models: bool = True):
 
 
 def _check_schema(root: Path, meta: dict) -> None:
-    """The bundle's feature schema is this one, or an older one whose features are a prefix
-    of this one's (``features.READS_SCHEMAS``: its trees never read the appended columns)."""
-    from .. import features
-
+    """The bundle's feature schema is this one: trees read features by column, and a line of
+    another schema reads other columns (schema 3's read the FLOPs of blocked channels)."""
     got, current = meta.get("schema_version"), schema_version()
-    if got == current:
-        return
-    if got in features.READS_SCHEMAS and isinstance(meta.get("families"), dict):
-        ok = all(tuple(e.get("features") or ()) ==
-                 features.feature_names(f)[:len(e.get("features") or ())]
-                 for f, e in meta["families"].items())
-        if ok:
-            return
-    raise BundleError(f"{root}: built with feature-schema version {got!r}, this nnmeter-tvm "
-                      f"computes version {current!r}; rebuild it with `nnmeter-tvm build`")
+    if got != current:
+        raise BundleError(f"{root}: built with feature-schema version {got!r}, this nnmeter-tvm "
+                          f"computes version {current!r}; train it again from its samples with "
+                          f"`nnmeter-tvm build --retrain {root} -o NEW_DIR` (or rebuild it)")
 
 
 def _check_file(root: Path, rel: str, sha: str | None) -> Path:

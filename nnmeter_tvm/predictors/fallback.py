@@ -107,13 +107,15 @@ def kernel_stats(kernel, graph) -> tuple[float, float]:
 
 
 def generic_stats(features, family: str, x) -> np.ndarray:
-    """(FLOPs, bytes) columns from a family's encoded features (its shared cost block)."""
+    """(FLOPs, bytes) columns from a family's encoded features (its shared cost block); the
+    FLOPs of the channels a blocked layout really runs (``flops_blocked``, schema.py)."""
     cols = features.generic_columns(family)
     names = features.GENERIC_FEATURES
     x = np.asarray(x, dtype=np.float64)
     col = {n: c for n, c in zip(names, cols)}
     moved = x[:, col["bytes_in"]] + x[:, col["bytes_weight"]] + x[:, col["bytes_out"]]
-    return np.column_stack([x[:, col["flops"]], moved])
+    flops = x[:, features.feature_names(family).index("flops_blocked")]
+    return np.column_stack([flops, moved])
 
 
 class GenericModel:
