@@ -1,5 +1,5 @@
-"""summary.json: the model-level figures of every evaluation in this folder (eval-*/ and
-shipped-*/), read from their evaluate-<backend>.json(.gz).  Usage: python summarize.py"""
+"""summary.json: the model-level figures of every evaluation under this folder, read from its
+evaluate-<backend>.json(.gz).  Usage: python summarize.py"""
 import gzip
 import json
 from pathlib import Path
@@ -14,7 +14,7 @@ def load(path: Path) -> dict:
 
 
 out = {}
-for path in sorted(HERE.glob("*/evaluate-*.json*")):
+for path in sorted(HERE.rglob("evaluate-*.json*")):
     d = load(path)
     acc = d["accuracy"]
     row = {"backend": d["backend"], "acc5": acc["overall"]["acc5"],
@@ -24,7 +24,7 @@ for path in sorted(HERE.glob("*/evaluate-*.json*")):
     lofo = (d.get("lofo") or {}).get("methods", {}).get("nn-meter", {}).get("overall")
     if lofo:
         row["lofo_acc10"] = lofo["acc10"]
-    out[path.parent.name] = row
+    out[str(path.parent.relative_to(HERE))] = row
 (HERE / "summary.json").write_text(json.dumps(out, indent=1) + "\n")
 for name, r in out.items():
     print(f"{name:28s} ±10 % {r['acc10']:.1f}  ±5 % {r['acc5']:.1f}  lofo {r.get('lofo_acc10', '–')}")
