@@ -39,13 +39,16 @@ def estimate(session_or_model, predictor="ort-cpu", input_shapes=None) -> Report
     from ..backends import get_backend
 
     truth = get_backend("ort-cpu").truth(proto, timed=False)
-    report = pred.predict_kernels(graph, session_kernels(graph, truth, proto))
+    layout = getattr(pred.rules, "layout", None)  # its channel block: the features' context
+    report = pred.predict_kernels(graph, session_kernels(graph, truth, proto,
+                                                         getattr(layout, "block", 0) or 0))
     notes = _option_notes(session)
     return dataclasses.replace(report, warnings=report.warnings + notes) if notes else report
 
 
-def session_kernels(graph: Graph, truth, proto) -> list[Kernel]:
-    """The backend's kernels (``KernelTruth``) as core Kernels on ``graph``."""
+def session_kernels(graph: Graph, truth, proto, block: int = 0) -> list[Kernel]:
+    """The backend's kernels (``KernelTruth``) as core Kernels on ``graph``; ``block``: the
+    channel block of its NCHWc layout (as the predictor's rules say)."""
     reorders = _reorders(proto)  # token names differ between sessions: match by order per type
     kernels = []
     for tk in truth.kernels:
@@ -70,10 +73,13 @@ def session_kernels(graph: Graph, truth, proto) -> list[Kernel]:
         ops = tuple(n.op for n in members)
         # the layout onnxruntime runs it in (the cost models' context): its NCHWc ops
         # are in their own domain
-        layout = "nchwc" if "nchwc" in (tk.detail or "") else "plain"
+        blocked = "nchwc" in (tk.detail or "")
+        attrs = {"ort_op": tk.op_type, "layout": "nchwc" if blocked else "plain"}
+        if blocked:
+            attrs["block"] = block
         kernels.append(Kernel(name=tk.name, type=kernel_type(ops), nodes=tuple(n.name for n in members),
                               anchor=anchor_of(members).name, ops=ops, rule="onnxruntime",
-                              attrs={"ort_op": tk.op_type, "layout": layout}))
+                              attrs=attrs))
     return kernels
 
 

@@ -30,15 +30,15 @@ def test_live_session_kernels_are_onnxruntimes(family):
         assert (not mine.nodes) == theirs.inserted
     assert rep.total_ms > 0 and all(k.ms > 0 for k in rep.kernels)
     graph_tensors = {t for n in load_graph(model) for t in n.inputs + n.outputs} | {"input"}
-    ours = {k.anchor: k.attrs.get("layout") for k in predictor("ort-cpu").partition(
-        load_graph(model))}
+    ours = {k.anchor: (k.attrs.get("layout"), k.attrs.get("block")) for k in
+            predictor("ort-cpu").partition(load_graph(model))}
     same = total = 0
-    for rk in session_kernels(load_graph(model), truth, model):
+    for rk in session_kernels(load_graph(model), truth, model, block=16):
         if rk.type == "reorder":  # each reorder knows a plain tensor it converts and its shape
             assert rk.attrs["tensor"] in graph_tensors and len(rk.attrs["shape"]) == 4
-        elif rk.anchor in ours:  # the layout onnxruntime ran it in, as our partition says
+        elif rk.anchor in ours:  # its layout and block in onnxruntime, as our partition says
             total += 1
-            same += rk.attrs["layout"] == ours[rk.anchor]
+            same += (rk.attrs["layout"], rk.attrs.get("block")) == ours[rk.anchor]
     assert total > 0 and same >= 0.95 * total
 
 

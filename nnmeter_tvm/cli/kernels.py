@@ -77,7 +77,7 @@ def kernel_dict(k) -> dict:
     d = {"name": k.name, "type": k.type, "nodes": list(k.nodes), "anchor": k.anchor,
          "ops": list(k.ops), "inserted": k.inserted, "rule": k.rule}
     attrs = {key: (list(v) if isinstance(v, tuple) else v) for key, v in k.attrs.items()
-             if key in ("tensor", "shape", "direction", "layout", "view", "rules")}
+             if key in ("tensor", "shape", "direction", "layout", "block", "view", "rules")}
     if attrs:
         d["attrs"] = attrs
     return d
