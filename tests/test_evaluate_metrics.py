@@ -258,3 +258,31 @@ def test_measuring_past_its_budget_stops_and_says_so():
     out = dataset.measure([e], backend=SimpleNamespace(name="ort-cpu"),
                           store=SimpleNamespace(path="(none)"), budget_s=0.0, progress=False)
     assert out["stopped_by_budget"] and out["measured_now"] == 0 and e.ms == {}
+
+
+# ---- error_split --misses ------------------------------------------------------------------------
+def test_error_split_takes_the_models_the_evaluation_misses(tmp_path):
+    import json
+
+    es = benchmark_script("error_split")
+    plan = dataset.plan_for("ort-cpu", quick=True)
+    inside, under, over = plan.items()[:3]
+    path = tmp_path / "evaluate-ort-cpu.json"
+    path.write_text(json.dumps({"models": [
+        {"model": inside.name, "predicted_ms": 1.09, "measured_ms": 1.0},
+        {"model": under.name, "predicted_ms": 0.85, "measured_ms": 1.0},
+        {"model": over.name, "predicted_ms": 1.2, "measured_ms": 1.0}]}))
+    assert [i.name for i in es.missed_items(plan, path)] == [under.name, over.name]
+
+
+def test_a_kernel_gap_names_its_configuration():
+    from nnmeter_tvm import load_predictor, zoo
+    from nnmeter_tvm.onnx_import import load_graph
+
+    es = benchmark_script("error_split")
+    graph = load_graph(zoo.generate("alexnet", 0, 0, None))
+    kernel = next(k for k in load_predictor("ort-cpu").partition(graph) if not k.inserted)
+    gap = es.kernel_gap(kernel, graph, profiled_ms=1.0, cost_ms=1.25)
+    assert gap["family"] == "conv" and gap["type"] == kernel.type
+    assert gap["config"]["cin"] == 3 and 0 not in gap["config"].values()
+    assert (gap["profiled_ms"], gap["cost_ms"]) == (1.0, 1.25)
