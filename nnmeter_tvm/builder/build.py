@@ -275,10 +275,10 @@ def truth_kernels(graph, truth, block: int = 0, predictor=None) -> list[tuple[ob
     context), as a prediction of the same graph would.  An inserted reorder converts the tensor
     the backend names (``tensor``); in a log written before the backend named it, its
     neighbour's: the first outside input of the next kernel (to blocked) or the last output of
-    the previous one (from blocked).  The guess misses where a reorder does not sit beside the kernel it serves
-    (3 of 439 reorders of 26 zoo models in one reading), and such logs' reorder times are
-    unreliable anyway (``backends.ort_cpu._node_times``): only profiling again
-    (``build --retrain --reprofile``) makes such a log right.  Other kernels with no node give
+    the previous one (from blocked).  The guess misses where a reorder does not sit beside the
+    kernel it serves (3 of 439 reorders of 26 zoo models in one reading), and such logs'
+    reorder times are unreliable anyway (``backends.ort_cpu._node_times``): only profiling
+    again (``build --retrain --reprofile``) makes such a log right.  Other kernels with no node give
     no sample: they are no layout reorder (a HardSwish's halves a profile reported as inserted,
     or, before the ground truth put them in their Gemm's kernel, the Reshapes onnxruntime
     wraps around a Gemm over a 3-D input).
