@@ -18,7 +18,8 @@ Writes ``benchmarks/results/error-split-<backend>.json`` and ``.md``.
 ``--misses`` takes instead every model the evaluation's results file has outside ±10 % (the
 evaluation's own ground truth, so nothing is measured but the profiles) and also lists, for
 each, the kernels whose cost-model time is furthest from their profiled time, with their
-configurations: ``error-split-misses-<backend>.json`` and ``.md``.
+configurations and how many of the bundle's samples are near each (``near_samples``: a gap
+in the samples or an error of the model): ``error-split-misses-<backend>.json`` and ``.md``.
 """
 from __future__ import annotations
 
@@ -37,9 +38,35 @@ RESULTS = Path(__file__).resolve().parent / "results"
 CACHE = Path("~/.cache/nnmeter-tvm")
 
 
-def split_one(entry, builder, predictor, worst: int = 0) -> dict:
+# a sample is near a kernel when it is of its family, has these fields equal, and every other
+# field but the epilogue's within a factor of 2 of the kernel's (a zero only near a zero)
+NEAR_EXACT = ("kh", "kw", "sh", "sw", "layout", "op_code", "direction")
+NEAR_FACTOR = 2.0
+
+
+def near_samples(samples: dict, family: str, raw) -> int:
+    """How many of ``samples`` (family -> raw rows) are near the kernel of raw row ``raw``."""
+    from nnmeter_tvm.features.schema import raw_fields
+
+    rows = samples.get(family)
+    if rows is None:
+        return 0
+    near = np.ones(len(rows), bool)
+    for j, field in enumerate(raw_fields(family)):
+        if field.startswith("ep_") or field in ("dtype_bytes", "channel_block"):
+            continue
+        v, col = raw[j], rows[:, j]
+        if field in NEAR_EXACT or v == 0:
+            near &= col == v
+        else:
+            near &= (col >= v / NEAR_FACTOR) & (col <= v * NEAR_FACTOR)
+    return int(near.sum())
+
+
+def split_one(entry, builder, predictor, worst: int = 0, samples: dict | None = None) -> dict:
     """One model's ground truth, profiled sum and the cost models' sum on the same kernels;
-    with ``worst``, also that many kernels furthest (in ms) from their profiled time."""
+    with ``worst``, also that many kernels furthest (in ms) from their profiled time, and how
+    many of ``samples`` are near each."""
     from nnmeter_tvm.builder.build import truth_kernels
 
     timed = truth_kernels(entry.graph, builder.timed_kernels(entry.item.model()),
@@ -53,20 +80,32 @@ def split_one(entry, builder, predictor, worst: int = 0) -> dict:
            "predicted_ms": predictor.predict_graph(entry.graph).total_ms}
     if worst:
         gaps = sorted(range(len(timed)), key=lambda i: -abs(cost[i] - timed[i][1]))[:worst]
-        row["worst_kernels"] = [kernel_gap(timed[i][0], entry.graph, timed[i][1], cost[i])
-                                for i in gaps]
+        row["worst_kernels"] = [kernel_gap(timed[i][0], entry.graph, timed[i][1], cost[i],
+                                           samples or {}) for i in gaps]
     return row
 
 
-def kernel_gap(kernel, graph, profiled_ms: float, cost_ms: float) -> dict:
-    """One kernel's profiled and cost-model times, and its configuration's non-zero fields."""
+def kernel_gap(kernel, graph, profiled_ms: float, cost_ms: float, samples: dict) -> dict:
+    """One kernel's profiled and cost-model times, its configuration's non-zero fields and how
+    many of ``samples`` (family -> raw rows) are near it."""
     from nnmeter_tvm.features.configs import kernel_config
     from nnmeter_tvm.features.schema import raw_fields
 
     family, raw = kernel_config(kernel, graph)
     config = {f: float(v) for f, v in zip(raw_fields(family), raw) if v}
     return {"type": kernel.type, "nodes": len(kernel.nodes), "family": family,
-            "profiled_ms": float(profiled_ms), "cost_ms": float(cost_ms), "config": config}
+            "profiled_ms": float(profiled_ms), "cost_ms": float(cost_ms), "config": config,
+            "near_samples": near_samples(samples, family, raw)}
+
+
+def samples_by_family(predictor) -> dict:
+    """The raw rows of the kernel samples a bundle carries, per family."""
+    from nnmeter_tvm.builder.build import bundle_builder
+
+    rows: dict[str, list] = {}
+    for sample in bundle_builder(predictor).samples():
+        rows.setdefault(sample["family"], []).append(sample["raw"])
+    return {family: np.array(r) for family, r in rows.items()}
 
 
 def missed_items(plan, results_path: Path) -> list:
@@ -133,9 +172,11 @@ def main(argv=None) -> int:
     predictor = load_predictor(args.backend)
     builder = Builder(BuildConfig.for_backend(args.backend))
     builder.predictor = predictor
+    samples = samples_by_family(predictor) if args.misses else None
     rows = []
     for n, e in enumerate(entries):
-        rows.append(split_one(e, builder, predictor, worst=3 if args.misses else 0))
+        rows.append(split_one(e, builder, predictor, worst=3 if args.misses else 0,
+                              samples=samples))
         print(f"  {n + 1}/{len(entries)} {e.item.name}", file=sys.stderr, flush=True)
     families = sorted({r["family"] for r in rows})
     result = {"backend": args.backend,
@@ -185,10 +226,13 @@ def render_misses(rows: list[dict]) -> list[str]:
     """Each missed model, then its kernels furthest from their profiled time."""
     lines = ["", "## The models outside ±10 % and their worst-priced kernels", "",
              "Error: predicted against the evaluation's ground truth.  A kernel's gap: the cost "
-             "model's time against the profiler's for that kernel in this model.", "",
+             "model's time against the profiler's for that kernel in this model.  Samples near: "
+             "the bundle's kernel samples of its family with the same kernel size, stride, "
+             f"layout and op, and every other field within {NEAR_FACTOR:g}x of the kernel's "
+             "(the epilogue aside).", "",
              "| model | measured (ms) | predicted | error | cost models / profiler | kernel | "
-             "profiled (ms) | cost model (ms) | configuration |",
-             "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |"]
+             "profiled (ms) | cost model (ms) | samples near | configuration |",
+             "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |"]
     for row in sorted(rows, key=lambda x: (x["family"], x["model"])):
         head = (f"| {row['model']} | {row['measured_ms']:.3f} | {row['predicted_ms']:.3f} | "
                 f"{100 * (row['predicted_ms'] / row['measured_ms'] - 1):+.1f} % | "
@@ -197,7 +241,7 @@ def render_misses(rows: list[dict]) -> list[str]:
             config = ", ".join(f"{f} {v:g}" for f, v in k["config"].items())
             lead = head if n == 0 else "| | | | |"
             lines.append(f"{lead} | `{k['type']}` | {k['profiled_ms']:.3f} | "
-                         f"{k['cost_ms']:.3f} | {config} |")
+                         f"{k['cost_ms']:.3f} | {k['near_samples']} | {config} |")
     return lines
 
 

@@ -275,14 +275,22 @@ def test_error_split_takes_the_models_the_evaluation_misses(tmp_path):
     assert [i.name for i in es.missed_items(plan, path)] == [under.name, over.name]
 
 
-def test_a_kernel_gap_names_its_configuration():
-    from nnmeter_tvm import load_predictor, zoo
+def test_a_kernel_gap_names_its_configuration_and_the_samples_near_it():
+    from nnmeter_tvm import features as F, load_predictor, zoo
+    from nnmeter_tvm.features import schema as S
     from nnmeter_tvm.onnx_import import load_graph
 
     es = benchmark_script("error_split")
     graph = load_graph(zoo.generate("alexnet", 0, 0, None))
     kernel = next(k for k in load_predictor("ort-cpu").partition(graph) if not k.inserted)
-    gap = es.kernel_gap(kernel, graph, profiled_ms=1.0, cost_ms=1.25)
+    family, raw = F.kernel_config(kernel, graph)
+    names = S.raw_fields(family)
+    wider, strided = raw.copy(), raw.copy()
+    wider[names.index("cout")] *= 1.5                  # within 2x: near
+    strided[names.index("sh")] += 1                    # another stride: not near
+    samples = {family: np.array([raw, wider, strided]), "gemm": np.array([[1.0] * 3])}
+    gap = es.kernel_gap(kernel, graph, profiled_ms=1.0, cost_ms=1.25, samples=samples)
     assert gap["family"] == "conv" and gap["type"] == kernel.type
     assert gap["config"]["cin"] == 3 and 0 not in gap["config"].values()
-    assert (gap["profiled_ms"], gap["cost_ms"]) == (1.0, 1.25)
+    assert (gap["profiled_ms"], gap["cost_ms"], gap["near_samples"]) == (1.0, 1.25, 2)
+    assert es.near_samples({}, family, raw) == 0
