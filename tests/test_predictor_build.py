@@ -281,6 +281,59 @@ def test_extend_adds_the_wide_grid_and_keeps_every_other_sample(setup):
         extend(tmp / "a", tmp / "y", progress=False, grid="cnn", backend=FakeBackend())
 
 
+def test_a_users_model_is_logged_without_its_weights_and_comes_back_the_same(tmp_path):
+    """``model_record``: the graph without weights, each weight's shape and type; zeros come
+    back in their place, so the model partitions and profiles as it did."""
+    from nnmeter_tvm import zoo
+    from nnmeter_tvm.builder.build import model_from_record, model_record
+
+    model = zoo.generate("mobilenetv2", 0, 1, 32)
+    record = json.loads(json.dumps(model_record(model)))  # as the sample log stores it
+    back = model_from_record(record)
+    assert len(record["onnx"]) < len(model.SerializeToString()) / 4
+    a, b = load_graph(model), load_graph(back)
+    assert [(n.op, n.input_shapes, n.output_shapes, n.attrs) for n in a] == \
+        [(n.op, n.input_shapes, n.output_shapes, n.attrs) for n in b]
+    assert sorted(t.name for t in back.graph.initializer) == \
+        sorted(t.name for t in model.graph.initializer)
+
+
+def test_extend_with_models_adds_their_own_kernels_and_nothing_else(setup):
+    """``build --extend BUNDLE --models M.onnx``: the models profiled whole, their kernels
+    added as samples of origin ``user``; no wide grid; a bad file refused before measuring."""
+    import onnx
+
+    from nnmeter_tvm import zoo
+    from nnmeter_tvm.builder.build import extend
+    from nnmeter_tvm.errors import ModelLoadError
+
+    cfg, rules, tmp = setup
+    _builder(cfg, rules, tmp, FakeBackend()).run(tmp / "a")
+    path = tmp / "user.onnx"
+    onnx.save(zoo.generate("shufflenetv2", 0, 0, 32), str(path))
+    backend = FakeBackend()
+    result = extend(tmp / "a", tmp / "x", progress=False, backend=backend, models=[path])
+    a, x = (json.loads((tmp / d / "bundle.json").read_text())["build"] for d in ("a", "x"))
+    assert backend.truth_calls == 1 and backend.measure_calls == 0
+    assert x["samples_by_origin"].pop("user") > 10 and x["samples_by_origin"] == \
+        a["samples_by_origin"]
+    assert result.samples > a["kernel_samples"]
+    retrained = retrain_from(tmp / "x", tmp / "r")  # the bundle carries the model: it re-derives
+    assert retrained.samples == result.samples
+    bad = tmp / "bad.onnx"
+    bad.write_bytes(b"not onnx")
+    backend = FakeBackend()
+    with pytest.raises(ModelLoadError, match="bad.onnx"):
+        extend(tmp / "a", tmp / "y", progress=False, backend=backend, models=[path, bad])
+    assert backend.truth_calls == 0
+
+
+def retrain_from(bundle, out):
+    from nnmeter_tvm.builder.build import retrain
+
+    return retrain([bundle], out, progress=False)
+
+
 def test_extend_refuses_a_bundle_measured_with_another_backend_version(setup, monkeypatch):
     from nnmeter_tvm.builder.build import extend
     from nnmeter_tvm.errors import BundleError
@@ -574,3 +627,9 @@ def test_extend_misuse_is_one_line(tmp_path, capsys):
     assert main(["build", "--extend", "ort-cpu", "--grid", "cnn", "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "--grid wide" in err and "\n" not in err
+    assert main(["build", "--models", "m.onnx", "-o", str(tmp_path)]) == 2
+    assert "--models needs --extend" in capsys.readouterr().err
+    assert main(["build", "--extend", "ort-cpu", "--models", str(tmp_path / "none.onnx"),
+                 "-o", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "none.onnx" in err and "\n" not in err

@@ -121,9 +121,10 @@ SAMPLES_FILE = "samples.jsonl.gz"  # the log's copy inside a bundle
 
 class SampleLog:
     """Append-only JSON lines, one line per measured model (a *unit*): what the model was (a zoo
-    variant, or the specs packed into it) and the backend's timed kernels, as the backend
-    reported them.  Samples are derived from it with the current rules (:meth:`Builder.rows`),
-    so a change of rules needs no new measurement."""
+    variant, the specs packed into it, or a user's model without its weights, ``model_record``)
+    and the backend's timed kernels, as the backend reported them.  Samples are derived from it
+    with the current rules (:meth:`Builder.rows`), so a change of rules needs no new
+    measurement."""
 
     def __init__(self, path, backend: str, backend_version: str | None, cpu: str):
         self.path = Path(path).expanduser()
@@ -475,6 +476,8 @@ class Builder:
         if unit["kind"] == "zoo":
             family, seed, index, size = unit["zoo"]
             return zoo.generate(family, seed, index, size)
+        if unit["kind"] == "model":
+            return model_from_record(unit["user_model"])
         return build_model(unit["specs"], seed=unit.get("seed", 0))
 
     def retime_drifted(self) -> int:
@@ -1072,8 +1075,61 @@ def retrain(bundles, out_dir, progress: bool = True, reprofile: bool = False,
     return result
 
 
+def model_record(model) -> dict:
+    """A user's model as a sample-log record: the ONNX graph without its weights (base64), and
+    each weight's shape and element type.  Latency does not depend on the weights' values, so
+    :func:`model_from_record` gives it back with zeros, to partition and to profile again."""
+    import base64
+
+    from ..onnx_import import _without_weights
+
+    light, big = _without_weights(model)
+    types = {t.name: t.data_type for t in model.graph.initializer}
+    return {"onnx": base64.b64encode(light.SerializeToString()).decode("ascii"),
+            "weights": {name: [list(dims), types[name]] for name, dims in big.items()}}
+
+
+def model_from_record(record: dict):
+    """The ModelProto of :func:`model_record`, its weights zeros."""
+    import base64
+
+    import onnx
+    from onnx import helper
+
+    light = onnx.load_from_string(base64.b64decode(record["onnx"]))
+    weights = record["weights"]
+    graph = light.graph
+    inputs = [v for v in graph.input if v.name not in weights]
+    del graph.input[:]
+    graph.input.extend(inputs)
+    for name, (dims, dtype) in weights.items():
+        count = int(np.prod(dims))
+        graph.initializer.append(helper.make_tensor(name, dtype, dims, bytes(
+            count * helper.tensor_dtype_to_np_dtype(dtype).itemsize), raw=True))
+    return light
+
+
+def extend_with_models(builder, models: list) -> int:
+    """Profile ``models`` (ONNX paths) on the builder's backend into its log, each a unit of
+    kind ``model`` (origin ``user``): their own kernels as samples.  Returns the kernels timed."""
+    from ..onnx_import import load_model
+
+    before = builder.measured_now
+    protos = [load_model(m) for m in models]  # every bad file refused before any measuring
+    builder.config = replace(builder.config, max_samples=builder.log.kernel_measurements()
+                             + sum(2 * len(p.graph.node) for p in protos))
+    for n, (path, proto) in enumerate(zip(models, protos)):
+        record = model_record(proto)
+        unit = "model:" + hashlib.sha256(record["onnx"].encode()).hexdigest()[:16]
+        builder.progress("models", n + 1, len(protos), Path(str(path)).name)
+        if not builder.log.done(unit):
+            builder._measure_unit(unit, model_from_record(record), kind="model",
+                                  origin="user", user_model=record)
+    return builder.measured_now - before
+
+
 def extend(bundle, out_dir, progress: bool = True, grid: str = "wide",
-           backend=None, rules_file=None) -> BuildResult:
+           backend=None, rules_file=None, models=None) -> BuildResult:
     """``bundle`` with the family-agnostic samples of ``grid`` that it lacks measured here and
     now, kind by kind (``wide``: the transformer layers and pads of ``Sampler.wide``), then
     every cost model trained again on the pooled samples.  Nothing else is drawn (no adaptive
@@ -1081,11 +1137,13 @@ def extend(bundle, out_dir, progress: bool = True, grid: str = "wide",
     are trained on the same samples as before; the calibration times are the bundle's.
     Resumable: the new units go to ``out_dir/extend.jsonl`` until the bundle is written.
     ``backend``: to measure on (None: the bundle's); ``rules_file``: partition with these
-    rules instead of the bundle's."""
+    rules instead of the bundle's.  ``models`` (ONNX paths): profile these instead, whole, and
+    add their own kernels (:func:`extend_with_models`): a family the bundle has not seen is then
+    priced from its own kernels, as the zoo's families are from their in-situ profiles."""
     from .. import features
     from ..predictors import Predictor, load_predictor
 
-    if grid != "wide":
+    if grid != "wide" and not models:
         raise BundleError(f"extend: grid {grid!r} has nothing to add to a bundle; the wide "
                           "grid adds transformer layers (--grid wide)")
     source = load_predictor(bundle, models=False)
@@ -1102,10 +1160,13 @@ def extend(bundle, out_dir, progress: bool = True, grid: str = "wide",
     builder.calib_known = first.get("calibration_ms") or {}
     builder.features = features
     builder.predictor = Predictor(builder.config.backend, rules_file=builder.rules_file)
-    sampler = builder.sampler([])  # the grids need no prior
-    builder.config = replace(builder.config, max_samples=builder.log.kernel_measurements()
-                             + 4 * builder.config.wide_samples)  # room for the new specs only
-    builder.measure_specs({"grid-wide": builder.wide_specs(sampler)})
+    if models:
+        extend_with_models(builder, list(models))
+    else:
+        sampler = builder.sampler([])  # the grids need no prior
+        builder.config = replace(builder.config, max_samples=builder.log.kernel_measurements()
+                                 + 4 * builder.config.wide_samples)  # room for the new specs
+        builder.measure_specs({"grid-wide": builder.wide_specs(sampler)})
     for unit in builder.log.drifted_units():  # once more, the new ones only
         if unit["unit"] not in old.units:
             builder._measure_unit(unit["unit"], builder._unit_model(unit), **_unit_info(unit))
@@ -1121,7 +1182,8 @@ def extend(bundle, out_dir, progress: bool = True, grid: str = "wide",
 
 def _unit_info(unit: dict) -> dict:
     """What a log record says of its model besides its kernels (to profile it again)."""
-    return {k: unit[k] for k in ("kind", "origin", "zoo", "specs", "seed") if k in unit}
+    return {k: unit[k] for k in ("kind", "origin", "zoo", "specs", "seed", "user_model")
+            if k in unit}
 
 
 def _source_record(name, src) -> dict:

@@ -3,7 +3,8 @@
 ``--retrain BUNDLE [BUNDLE ...]`` trains again from the samples bundles carry, measuring nothing
 (with ``--reprofile``: profiling the same models again first; ``--reprofile-stale``: only those
 written differently now); ``--extend BUNDLE`` measures the wide grid's layers the bundle lacks
-and trains again on all its samples."""
+and trains again on all its samples (with ``--models M.onnx ...``: profiles those models instead
+and adds their kernels)."""
 from __future__ import annotations
 
 import sys
@@ -36,6 +37,10 @@ def add_parser(sub):
                    help="add the wide grid's layers (transformer layers, standalone pads) to "
                         "BUNDLE (a name or folder built on this machine): measure those it "
                         "lacks, train again on all its samples, measuring nothing else")
+    p.add_argument("--models", default=None, nargs="+", metavar="MODEL",
+                   help="with --extend: profile these ONNX models on this machine instead of "
+                        "the wide grid, and add their kernels as samples (a few models of a "
+                        "family the bundle has not seen, before predicting many more of it)")
     p.add_argument("--retrain", default=None, nargs="+", metavar="BUNDLE",
                    help="train again from the kernel samples these bundles (names or folders) "
                         "carry, pooled, measuring nothing (e.g. after a change of features); "
@@ -59,9 +64,13 @@ def run(args) -> int:
     if args.retrain and args.extend:
         print("error: give --retrain or --extend, not both", file=sys.stderr)
         return 2
+    if args.models and not args.extend:
+        print("error: --models needs --extend BUNDLE (the bundle to add their kernels to)",
+              file=sys.stderr)
+        return 2
     if args.extend:
         result = extend(args.extend, args.output, progress=not args.quiet,
-                        grid=args.grid or "wide", rules_file=args.rules)
+                        grid=args.grid or "wide", rules_file=args.rules, models=args.models)
     elif args.retrain:
         result = retrain(args.retrain, args.output, progress=not args.quiet,
                          reprofile=args.reprofile, rules_file=args.rules,
