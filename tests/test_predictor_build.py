@@ -320,6 +320,12 @@ def test_extend_with_models_adds_their_own_kernels_and_nothing_else(setup):
     assert result.samples > a["kernel_samples"]
     retrained = retrain_from(tmp / "x", tmp / "r")  # the bundle carries the model: it re-derives
     assert retrained.samples == result.samples
+    symbolic = zoo.generate("shufflenetv2", 0, 1, 32)
+    symbolic.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    onnx.save(symbolic, str(tmp / "symbolic.onnx"))
+    extend(tmp / "x", tmp / "z", progress=False, backend=backend, models=[tmp / "symbolic.onnx"],
+           input_shapes={symbolic.graph.input[0].name: (1, 3, 32, 32), "other": (1, 8)})
+    assert backend.truth_calls == 2
     bad = tmp / "bad.onnx"
     bad.write_bytes(b"not onnx")
     backend = FakeBackend()

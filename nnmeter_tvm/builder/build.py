@@ -1109,13 +1109,14 @@ def model_from_record(record: dict):
     return light
 
 
-def extend_with_models(builder, models: list) -> int:
-    """Profile ``models`` (ONNX paths) on the builder's backend into its log, each a unit of
-    kind ``model`` (origin ``user``): their own kernels as samples.  Returns the kernels timed."""
+def extend_with_models(builder, models: list, input_shapes: dict | None = None) -> int:
+    """Profile ``models`` (ONNX paths; ``input_shapes`` fixes symbolic inputs) on the builder's
+    backend into its log, each a unit of kind ``model`` (origin ``user``): their own kernels as
+    samples.  Returns the kernels timed."""
     from ..onnx_import import load_model
 
     before = builder.measured_now
-    protos = [load_model(m) for m in models]  # every bad file refused before any measuring
+    protos = [load_model(m, _shapes_for(m, input_shapes)) for m in models]  # all checked first
     builder.config = replace(builder.config, max_samples=builder.log.kernel_measurements()
                              + sum(2 * len(p.graph.node) for p in protos))
     for n, (path, proto) in enumerate(zip(models, protos)):
@@ -1128,8 +1129,21 @@ def extend_with_models(builder, models: list) -> int:
     return builder.measured_now - before
 
 
+def _shapes_for(model, input_shapes: dict | None) -> dict | None:
+    """The given input shapes that name one of ``model``'s inputs (one flag for many models)."""
+    import onnx
+
+    if not input_shapes:
+        return None
+    try:
+        names = {v.name for v in onnx.load(str(model), load_external_data=False).graph.input}
+    except Exception:  # a missing or unreadable file: load_model says which, in one line
+        return None
+    return {k: v for k, v in input_shapes.items() if k in names} or None
+
+
 def extend(bundle, out_dir, progress: bool = True, grid: str = "wide",
-           backend=None, rules_file=None, models=None) -> BuildResult:
+           backend=None, rules_file=None, models=None, input_shapes=None) -> BuildResult:
     """``bundle`` with the family-agnostic samples of ``grid`` that it lacks measured here and
     now, kind by kind (``wide``: the transformer layers and pads of ``Sampler.wide``), then
     every cost model trained again on the pooled samples.  Nothing else is drawn (no adaptive
@@ -1137,7 +1151,8 @@ def extend(bundle, out_dir, progress: bool = True, grid: str = "wide",
     are trained on the same samples as before; the calibration times are the bundle's.
     Resumable: the new units go to ``out_dir/extend.jsonl`` until the bundle is written.
     ``backend``: to measure on (None: the bundle's); ``rules_file``: partition with these
-    rules instead of the bundle's.  ``models`` (ONNX paths): profile these instead, whole, and
+    rules instead of the bundle's.  ``models`` (ONNX paths, ``input_shapes`` for their symbolic
+    inputs): profile these instead, whole, and
     add their own kernels (:func:`extend_with_models`): a family the bundle has not seen is then
     priced from its own kernels, as the zoo's families are from their in-situ profiles."""
     from .. import features
@@ -1161,7 +1176,7 @@ def extend(bundle, out_dir, progress: bool = True, grid: str = "wide",
     builder.features = features
     builder.predictor = Predictor(builder.config.backend, rules_file=builder.rules_file)
     if models:
-        extend_with_models(builder, list(models))
+        extend_with_models(builder, list(models), input_shapes)
     else:
         sampler = builder.sampler([])  # the grids need no prior
         builder.config = replace(builder.config, max_samples=builder.log.kernel_measurements()

@@ -41,6 +41,9 @@ def add_parser(sub):
                    help="with --extend: profile these ONNX models on this machine instead of "
                         "the wide grid, and add their kernels as samples (a few models of a "
                         "family the bundle has not seen, before predicting many more of it)")
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=DIMS",
+                   help="with --models: static shape for an input with symbolic dims, e.g. "
+                        "input=1,3,224,224 (applies to every model with that input)")
     p.add_argument("--retrain", default=None, nargs="+", metavar="BUNDLE",
                    help="train again from the kernel samples these bundles (names or folders) "
                         "carry, pooled, measuring nothing (e.g. after a change of features); "
@@ -60,6 +63,7 @@ def add_parser(sub):
 
 def run(args) -> int:
     from ..builder.build import build, extend, retrain
+    from ..onnx_import import parse_input_shapes
 
     if args.retrain and args.extend:
         print("error: give --retrain or --extend, not both", file=sys.stderr)
@@ -70,7 +74,8 @@ def run(args) -> int:
         return 2
     if args.extend:
         result = extend(args.extend, args.output, progress=not args.quiet,
-                        grid=args.grid or "wide", rules_file=args.rules, models=args.models)
+                        grid=args.grid or "wide", rules_file=args.rules, models=args.models,
+                        input_shapes=parse_input_shapes(args.input_shape))
     elif args.retrain:
         result = retrain(args.retrain, args.output, progress=not args.quiet,
                          reprofile=args.reprofile, rules_file=args.rules,
