@@ -206,9 +206,9 @@ def render(r: dict) -> str:
              f"encoders; median error **{100 * r['median_error']:+.0f} %**",
              f"- the backend's kernels reproduced exactly by the partition: "
              f"{100 * r['kernels_reproduced']:.1f} %",
-             f"- kernel types priced by the generic fallback: "
+             "- kernel types priced by the generic fallback: "
              + (", ".join(f"`{t}` ({n})" for t, n in r["fallback_types"].items()) or "none"),
-             f"- edges the backend fuses and the partition does not, or the reverse, by the rule "
+             "- edges the backend fuses and the partition does not, or the reverse, by the rule "
              "that decided them: "
              + (", ".join(f"`{t}` ({n})" for t, n in r["mismatch_rules"].items()) or "none"),
              "", "Kernels the partition forms as the backend does, summed over the encoders by "

@@ -1,5 +1,4 @@
 """ONNX -> Graph normalization on hand-built models."""
-import numpy as np
 import onnx
 import pytest
 from onnx import helper

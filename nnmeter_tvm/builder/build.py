@@ -456,8 +456,6 @@ class Builder:
         return self._rows[key]
 
     def _derive(self, unit: dict) -> list[dict]:
-        from ..onnx_import import load_graph
-
         graph, specs = self._unit_graph(unit), None
         if unit["kind"] == "pack":
             specs = specs_by_scope(unit["specs"])
