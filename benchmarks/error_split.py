@@ -1,7 +1,7 @@
 """Where a prediction's error comes from: the cost models, or the profiler-to-whole-run gap.
 
     python benchmarks/error_split.py [--backend ort-cpu] [--variants 5] [--families F,...]
-    python benchmarks/error_split.py --misses [--backend ort-cpu]
+    python benchmarks/error_split.py --misses [--backend ort-cpu] [--families F,...]
 
 The cost models learn each kernel's time from the backend's profiler; a model's prediction is
 their sum plus the bundle's overhead terms, fitted on whole runs.  For the first ``--variants``
@@ -157,8 +157,8 @@ def main(argv=None) -> int:
             return 2
         items = missed_items(plan, results_path)
     else:
-        items = [i for i in plan.items() if i.index < args.variants
-                 and (wanted is None or i.family in wanted)]
+        items = [i for i in plan.items() if i.index < args.variants]
+    items = [i for i in items if wanted is None or i.family in wanted]
     entries = dataset.prepare(items, progress=False, cache_dir=CACHE)
     if args.misses:  # the evaluation's own ground truth, whatever this machine's store holds
         dataset.load_results(entries, results_path)

@@ -1150,9 +1150,9 @@ def extend(bundle, out_dir, progress: bool = True, grid: str = "wide",
     Resumable: the new units go to ``out_dir/extend.jsonl`` until the bundle is written.
     ``backend``: to measure on (None: the bundle's); ``rules_file``: partition with these
     rules instead of the bundle's.  ``models`` (ONNX paths, ``input_shapes`` for their symbolic
-    inputs): profile these instead, whole, and
-    add their own kernels (:func:`extend_with_models`): a family the bundle has not seen is then
-    priced from its own kernels, as the zoo's families are from their in-situ profiles."""
+    inputs): profile these instead, whole, and add their own kernels
+    (:func:`extend_with_models`): a family the bundle has not seen is then priced from its own
+    kernels, as the zoo's families are from their in-situ profiles."""
     from .. import features
     from ..predictors import Predictor, load_predictor
 
