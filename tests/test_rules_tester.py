@@ -165,6 +165,22 @@ def test_decide_lets_a_conclusive_launch_probe_decide_and_notes_the_other_shapes
     assert decide([(probe, True, False, None, None), (large, False, True, None, None)])[0] is False
 
 
+def test_a_launch_probe_decides_only_for_its_own_layout_context():
+    """On a backend with a blocked layout the probe runs in one layout context: a shape in
+    another context keeps its own verdict, so a pair fused only when blocked gets that
+    condition by timing (onnxruntime's BatchNormalization + Add at 16 channels, blocked, and
+    18, plain), while a shape of the probe's context defers to it, as without layouts."""
+    from nnmeter_tvm.builder.rules_verdicts import decide
+
+    probe, c32, c18 = CaseShape(16, 2, launch=True), CaseShape(32, 56), CaseShape(18, 56)
+    blocked, plain = (True, True), (False, False)
+    value, requires, method, note = decide([(probe, True, True, blocked, True),
+                                            (c32, False, True, blocked, True),
+                                            (c18, False, True, plain, False)])
+    assert (value, tuple(requires), method) == (True, ("blocked",), "timing")
+    assert "checked" in note and "separate at c32hw56" in note and "c18hw56" not in note
+
+
 def test_launch_case_verdict_counts_the_launches_a_block_saves():
     from nnmeter_tvm.builder.rules_connections import ALL, FIRST_TWO, LAST_TWO, SEPARATE
     from nnmeter_tvm.builder.rules_verdicts import launch_case_verdict

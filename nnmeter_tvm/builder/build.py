@@ -1153,26 +1153,13 @@ def extend(bundle, out_dir, progress: bool = True, grid: str = "wide",
     inputs): profile these instead, whole, and add their own kernels
     (:func:`extend_with_models`): a family the bundle has not seen is then priced from its own
     kernels, as the zoo's families are from their in-situ profiles."""
-    from .. import features
-    from ..predictors import Predictor, load_predictor
-
     if grid != "wide" and not models:
         raise BundleError(f"extend: grid {grid!r} has nothing to add to a bundle; the wide "
                           "grid adds transformer layers (--grid wide)")
-    source = load_predictor(bundle, models=False)
-    builder = bundle_builder(source)
-    builder._backend = backend
-    first = source.meta.get("build") or {}
-    builder.config = replace(builder.config, grid=grid)
-    builder.progress = Progress(progress)
-    builder.rules_file = rules_file or source.rules_file
-    old = builder.log
     working = Path(out_dir) / "extend.jsonl"
-    builder.log = builder.new_log(working)  # this machine's, and the new units
-    builder.log.pool(old, source.meta.get("source"))
-    builder.calib_known = first.get("calibration_ms") or {}
-    builder.features = features
-    builder.predictor = Predictor(builder.config.backend, rules_file=builder.rules_file)
+    builder, source, old_units = extension_builder(bundle, working, progress, backend,
+                                                   rules_file)
+    builder.config = replace(builder.config, grid=grid)
     if models:
         extend_with_models(builder, list(models), input_shapes)
     else:
@@ -1181,16 +1168,46 @@ def extend(bundle, out_dir, progress: bool = True, grid: str = "wide",
                                  + 4 * builder.config.wide_samples)  # room for the new specs
         builder.measure_specs({"grid-wide": builder.wide_specs(sampler)})
     for unit in builder.log.drifted_units():  # once more, the new ones only
-        if unit["unit"] not in old.units:
+        if unit["unit"] not in old_units:
             builder._measure_unit(unit["unit"], builder._unit_model(unit), **_unit_info(unit))
     builder._phase("extend")
-    result = builder._fit_and_write(out_dir, first.get("rounds") or [], 0,
-                                    len(builder.log.drifted_units()), source={
+    result = write_extension(builder, bundle, source, out_dir)
+    working.unlink(missing_ok=True)
+    return result
+
+
+def extension_builder(bundle, log_path, progress: bool = True, backend=None,
+                      rules_file=None) -> tuple["Builder", object, frozenset]:
+    """(builder, source predictor, the source's unit keys) to measure more units for
+    ``bundle`` on this machine: the bundle's samples pooled into a new log at ``log_path``
+    (resumable: the units it already holds stay), its calibration times, partitioning with
+    ``rules_file`` (default: the bundle's rules)."""
+    from .. import features
+    from ..predictors import Predictor, load_predictor
+
+    source = load_predictor(bundle, models=False)
+    builder = bundle_builder(source)
+    builder._backend = backend
+    builder.progress = Progress(progress)
+    builder.rules_file = rules_file or source.rules_file
+    old = builder.log
+    builder.log = builder.new_log(Path(log_path))  # this machine's, and the new units
+    builder.log.pool(old, source.meta.get("source"))
+    builder.calib_known = (source.meta.get("build") or {}).get("calibration_ms") or {}
+    builder.features = features
+    builder.predictor = Predictor(builder.config.backend, rules_file=builder.rules_file)
+    return builder, source, frozenset(old.units)
+
+
+def write_extension(builder, bundle, source, out_dir) -> BuildResult:
+    """Train every cost model again on the builder's pooled samples and write the bundle,
+    recording ``bundle`` (``source``: its predictor) as what it extends."""
+    first = source.meta.get("build") or {}
+    return builder._fit_and_write(out_dir, first.get("rounds") or [], 0,
+                                  len(builder.log.drifted_units()), source={
         "record": [_source_record(bundle, source)], "machine": source.meta.get("machine"),
         "runs": first.get("runs") or [], "sample_log": first.get("sample_log"),
         "calibration_ms": builder.calib_known, "extended": True})
-    working.unlink(missing_ok=True)
-    return result
 
 
 def _unit_info(unit: dict) -> dict:

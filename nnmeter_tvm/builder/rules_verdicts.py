@@ -108,21 +108,34 @@ def decide(verdicts):
     """(value, requires, method, note) from per-shape ``(shape, timed value, conclusive,
     layout context, observed value or None)``.
 
-    A launch probe conclusive at its shape decides which ops share a kernel: the other shapes
-    say whether that saves time there, and where they disagree the note says so (an untuned
+    A launch probe conclusive at its shape decides which ops share a kernel in its layout
+    context: the other shapes of that context (all of them on a backend without layouts) say
+    whether that saves time there, and where they disagree the note says so (an untuned
     compiler's fused kernel still writes and reads the intermediate, so at large shapes its
-    fusions save nothing).  Otherwise: see :func:`_decide`."""
-    if not any(getattr(s, "launch", False) and ok for s, _, ok, _, _ in verdicts):
+    fusions save nothing).  Shapes of another layout context keep their own verdicts (on
+    onnxruntime a probe with block-aligned channels runs blocked, and a pair fused only in
+    the blocked layout is separate in the plain one).  Otherwise: see :func:`_decide`."""
+    probed = {_ctx(b) for s, _, ok, b, _ in verdicts if getattr(s, "launch", False) and ok}
+    if not probed:
         return _decide(verdicts)
+
+    def own(s, ok, b) -> bool:  # a conclusive verdict the probe does not override
+        return ok and (s.launch or (b is not None and _ctx(b) not in probed))
+
     value, requires, method, note = _decide(
-        [(s, v, ok and s.launch, b, o) for s, v, ok, b, o in verdicts])
-    differ = [f"{vtext(v)} at {s.label}" for s, v, ok, _, _ in verdicts
-              if ok and not s.launch and v != value]
+        [(s, v, own(s, ok, b), b, o) for s, v, ok, b, o in verdicts])
+    differ = [f"{vtext(v)} at {s.label}" for s, v, ok, b, _ in verdicts
+              if ok and not own(s, ok, b) and v != value]
     if differ:
         note = (note + "; " if note else "") + (
             f"the criterion at the other shapes says {', '.join(differ)} (the time a fusion "
             "saves there, not which kernels run)")
     return value, requires, method, note
+
+
+def _ctx(context):
+    """A layout context as a dict key (None without a layout model)."""
+    return None if context is None else tuple(context)
 
 
 def _decide(verdicts):

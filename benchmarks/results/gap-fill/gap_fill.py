@@ -13,9 +13,7 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from nnmeter_tvm import features
-from nnmeter_tvm.builder.build import Progress, _source_record, bundle_builder
-from nnmeter_tvm.predictors import Predictor, load_predictor
+from nnmeter_tvm.builder.build import extension_builder, write_extension
 
 FACTOR = 2.0
 
@@ -59,17 +57,7 @@ def gaps(prior: Counter, samples: list[dict]) -> list[dict]:
 def main() -> int:
     bundle, out_dir = sys.argv[1], Path(sys.argv[2])
     limit = int(sys.argv[3]) if len(sys.argv) > 3 else 300
-    source = load_predictor(bundle, models=False)
-    builder = bundle_builder(source)
-    first = source.meta.get("build") or {}
-    builder.progress = Progress(True)
-    builder.rules_file = source.rules_file
-    old = builder.log
-    builder.log = builder.new_log(out_dir / "gap.jsonl")
-    builder.log.pool(old, source.meta.get("source"))
-    builder.calib_known = first.get("calibration_ms") or {}
-    builder.features = features
-    builder.predictor = Predictor(builder.config.backend, rules_file=builder.rules_file)
+    builder, source, _ = extension_builder(bundle, out_dir / "gap.jsonl")
     prior = builder.prior()
     found = gaps(prior, builder.samples())
     print(f"prior: {len(prior)} specs; {len(found)} with no sample near; measuring the "
@@ -79,11 +67,7 @@ def main() -> int:
                              + 4 * len(todo), minutes=60.0)
     builder.measure_specs({"gap": todo})
     builder._phase("gap")
-    result = builder._fit_and_write(out_dir / "bundle", first.get("rounds") or [], 0,
-                                    len(builder.log.drifted_units()), source={
-        "record": [_source_record(bundle, source)], "machine": source.meta.get("machine"),
-        "runs": first.get("runs") or [], "sample_log": first.get("sample_log"),
-        "calibration_ms": builder.calib_known, "extended": True})
+    result = write_extension(builder, bundle, source, out_dir / "bundle")
     kinds = Counter(signature(s)[0] for s in todo)
     (out_dir / "gaps.json").write_text(json.dumps({"prior_specs": len(prior), "gaps": len(found),
                                                    "measured": len(todo), "by_kind": kinds,
