@@ -28,8 +28,8 @@ print("| rule | grouping (16x2) | " + " | ".join(FILES) + " |")
 print("| --- | --- |" + " --- |" * len(FILES))
 for name in names:
     r = rules["16x2"][name]
-    print(f"| {name} | {r['case']}{' if ' + ','.join(r['requires']) if r.get('requires') else ''} | "
-          + " | ".join(how(rules[k].get(name)) for k in FILES) + " |")
+    grouping = r["case"] + (" if " + ",".join(r["requires"]) if r.get("requires") else "")
+    print(f"| {name} | {grouping} | " + " | ".join(how(rules[k].get(name)) for k in FILES) + " |")
 print()
 for k in FILES:
     c = Counter(how(rules[k].get(n)) for n in names)

@@ -13,7 +13,9 @@ _previous = F.previous
 
 def previous(*args, **kwargs):
     prev_bytes, prev_feeds = _previous(*args, **kwargs)
-    return (prev_bytes * 0.0, prev_feeds) if HELD == "prev_bytes" else (prev_bytes, prev_feeds * 0.0)
+    if HELD == "prev_bytes":
+        return prev_bytes * 0.0, prev_feeds
+    return prev_bytes, prev_feeds * 0.0
 
 
 F.previous = previous
