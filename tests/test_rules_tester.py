@@ -181,6 +181,23 @@ def test_a_launch_probe_decides_only_for_its_own_layout_context():
     assert "checked" in note and "separate at c32hw56" in note and "c18hw56" not in note
 
 
+def test_the_automatic_launch_probe_sits_at_a_blocked_layouts_block_size():
+    """``launch="auto"`` on a backend with a blocked layout: the probe at its block of channels
+    (block-aligned, so it runs blocked, as the first test shape does), added once; none
+    before the layout is known; ``launch=None`` keeps it off."""
+    from types import SimpleNamespace
+
+    layout = SimpleNamespace(block=8)
+    bench = RuleTester(FakeBackend(), shapes=(CaseShape(8, 8),)).bench
+    assert not any(s.launch for s in bench.shapes)
+    bench.set_layout(layout)
+    bench.set_layout(layout)
+    assert bench.shapes == (CaseShape(8, 2, launch=True), CaseShape(8, 8))
+    off = RuleTester(FakeBackend(), shapes=(CaseShape(8, 8),), launch=None).bench
+    off.set_layout(layout)
+    assert off.shapes == (CaseShape(8, 8),)
+
+
 def test_launch_case_verdict_counts_the_launches_a_block_saves():
     from nnmeter_tvm.builder.rules_connections import ALL, FIRST_TWO, LAST_TWO, SEPARATE
     from nnmeter_tvm.builder.rules_verdicts import launch_case_verdict
@@ -209,6 +226,11 @@ def test_a_shape_too_small_for_the_pattern_gives_no_timing_there():
     steps = [Step("a", pool), Step("b", pool, ("a",))]
     assert _empty_tensor(build_case(steps, CaseShape(4, 2)))   # 2x2 -> 0x0 -> ...
     assert not _empty_tensor(build_case(steps, CaseShape(4, 8)))
+    # the suffix's one-element Slice reads the empty tensor: the model's output is not empty
+    assert _empty_tensor(build_case(steps[:1], CaseShape(4, 1), prefix="maxpool1",
+                                    suffix="slice1"))
+    assert not _empty_tensor(build_case(steps[:1], CaseShape(4, 3), prefix="maxpool1",
+                                        suffix="slice1"))
     tester = RuleTester(FakeBackend(), shapes=(CaseShape(8, 8),), launch=CaseShape(4, 2))
     assert tester.bench.time_parts(CaseShape(4, 2, launch=True),
                                    {"t12": Part("pair", tuple(steps))}) is None

@@ -7,13 +7,14 @@ square, so few channels keep the cheap op of a pair a visible fraction of the de
 a backend with a blocked layout one shape has block-aligned channels and one does not, and a
 binary consumer also meets a second operand left in the plain layout (mixed).
 
-A **launch probe** shape (tvm-llvm's default ``c4hw2``) counts kernels instead: at 16
-elements an op's own work is far below what launching a kernel costs (on tvm-llvm ~0.34 µs
-per kernel call, measured: :meth:`CaseBench.launch_cost`), so, timed as whole runs net of a
-model with no kernel, a fused pair costs one launch and a separate pair two, and nn-Meter's
-criterion separates them by a launch.  That is what tells an untuned compiler's fusions,
-whose fused kernel still writes and reads the intermediate and so saves no time at large
-shapes.
+A **launch probe** shape (by default ``c4hw2`` on tvm-llvm, the blocked layout's block of
+channels at 2x2 on onnxruntime) counts kernels instead: at 2x2 an op's own work is far below
+what launching a kernel costs (~0.34 µs per kernel call on tvm-llvm, ~0.4 µs on onnxruntime,
+measured: :meth:`CaseBench.launch_cost`), so, timed as whole runs net of a model with no
+kernel, a fused pair costs one launch and a separate pair two, and nn-Meter's criterion
+separates them by a launch.  That is what tells an untuned compiler's fusions, whose fused
+kernel still writes and reads the intermediate and so saves no time at large shapes, and an
+epilogue too cheap to time beside its conv at 32x56 on onnxruntime.
 """
 from __future__ import annotations
 
@@ -57,14 +58,17 @@ class CaseBench:
     ``repeats``: sessions per test model; ``prefix``: the layout prefix (``"maxpool1"`` when
     the backend has a blocked layout, chosen by :meth:`set_layout`); ``observe``: read the
     backend's own kernels to check timing (when it reports them); ``launch``: the launch
-    probe's shape, first of the shapes (``"auto"``: :data:`LAUNCH_SHAPE` on TVM, none on
-    onnxruntime, whose profiler-timed fusions save time)."""
+    probe's shape, first of the shapes (``"auto"``: :data:`LAUNCH_SHAPE` on TVM; on a backend
+    with a blocked layout, its block of channels at 2x2, set by :meth:`set_layout`: block-aligned
+    channels keep the probe in the blocked layout, as at the first test shape, and a probe
+    decides only for its own layout context, ``rules_verdicts.decide``)."""
 
     def __init__(self, backend, *, alpha: float, shapes=None, repeats: int = 3,
                  observe: bool = True, measurer: Measurer, launch="auto"):
         self.backend, self.alpha, self.repeats, self.observe = backend, alpha, repeats, observe
         tvm = backend.name.startswith("tvm")
         self.shapes = tuple(shapes or (TVM_SHAPES if tvm else ORT_SHAPES))
+        self._launch_at_block = launch == "auto" and not tvm
         if launch == "auto":
             launch = LAUNCH_SHAPE if tvm else None
         if launch is not None:
@@ -78,9 +82,12 @@ class CaseBench:
 
     def set_layout(self, layout, prefix="auto"):
         """Use ``layout``; a blocked one puts every input through a 1x1 MaxPool (as a conv
-        output would be in a real model) and reads every output with a one-element Slice
-        (onnxruntime fuses no node whose output the graph returns)."""
+        output would be in a real model), reads every output with a one-element Slice
+        (onnxruntime fuses no node whose output the graph returns) and, with ``launch="auto"``,
+        adds the launch probe at its block size."""
         self.layout = layout
+        if self._launch_at_block and layout is not None and not any(s.launch for s in self.shapes):
+            self.shapes = (CaseShape(layout.block, 2, launch=True),) + self.shapes
         self.prefix = ("maxpool1" if layout is not None else None) if prefix == "auto" else prefix
         self.suffix = "slice1" if self.prefix == "maxpool1" else None
 
@@ -209,9 +216,18 @@ class CaseBench:
 
 
 def _empty_tensor(model) -> bool:
-    """Whether an input or output of ``model`` has a dimension of 0."""
-    values = list(model.graph.input) + list(model.graph.output)
-    return any(d.dim_value <= 0 for v in values for d in v.type.tensor_type.shape.dim)
+    """Whether a tensor of ``model`` has a dimension of 0: an input, an output, or one between
+    its nodes by ONNX shape inference.  Why inside too: the suffix's one-element Slice hides an
+    empty output, and onnxruntime may crash on one (a 3x3 MaxPool's 0x0 output at the 16x2
+    launch probe killed the process with SIGFPE)."""
+    import onnx
+
+    ends = list(model.graph.input) + list(model.graph.output)
+    if any(d.dim_value <= 0 for v in ends for d in v.type.tensor_type.shape.dim):
+        return True
+    inner = onnx.shape_inference.infer_shapes(model).graph.value_info
+    return any(d.HasField("dim_value") and d.dim_value <= 0
+               for v in inner for d in v.type.tensor_type.shape.dim)
 
 
 def consumer_inputs(t: Template, src: str) -> tuple:

@@ -43,7 +43,8 @@ def add_parser(sub):
     p.add_argument("--launch-shape", default="auto", metavar="CxHW|none",
                    help="the launch probe's shape, timed as whole runs so that a fused pair "
                         "costs one kernel launch and a separate pair two (default: 4x2 on "
-                        "tvm-llvm, none on ort-cpu)")
+                        "tvm-llvm; on ort-cpu the blocked layout's block of channels at 2x2, "
+                        "16x2 with AVX-512)")
     p.add_argument("--repeats", type=int, default=3,
                    help="fresh sessions per test model, interleaved (default 3)")
     p.add_argument("--whole-runs", action="store_true",
