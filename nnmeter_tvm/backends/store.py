@@ -1,6 +1,8 @@
 """The measurement store: an append-only SQLite table, one row per measurement, each committed
 as it is added (WAL mode), so a job killed mid-way loses nothing it had measured and resumes by
-skipping the keys already stored (:meth:`Store.has` / :meth:`Store.keys`).
+skipping the keys already stored (:meth:`Store.has` / :meth:`Store.keys`).  Rule detection also
+writes marker rows around each measurement, so that it skips a test model that crashed the
+backend when it resumes (:meth:`Store.mark`).
 
 Path: the ``path`` argument, else ``$NNMETER_TVM_STORE``, else
 ``~/.cache/nnmeter-tvm/measurements.sqlite``.  Several processes may append at once.
@@ -13,7 +15,7 @@ import sqlite3
 from pathlib import Path
 
 from ..errors import MeasurementError
-from .base import Measurement
+from .base import Measurement, _now
 
 DEFAULT_PATH = Path("~/.cache/nnmeter-tvm/measurements.sqlite")
 
@@ -25,6 +27,8 @@ _COLUMNS = (
     ("machine", "TEXT"), ("timestamp", "TEXT NOT NULL"), ("error", "TEXT"),
 )
 _NAMES = tuple(c for c, _ in _COLUMNS)
+# marker rows around one measurement (``Store.mark``): status only, no time
+STARTED, FINISHED = "started", "finished"
 
 
 def default_path() -> Path:
@@ -69,6 +73,23 @@ class Store:
                json.dumps(m.machine, sort_keys=True), m.timestamp, m.error)
         marks = ", ".join("?" * len(_NAMES))
         self._db.execute(f"INSERT INTO measurements ({', '.join(_NAMES)}) VALUES ({marks})", row)
+
+    def mark(self, backend: str, backend_version: str, key: str, *, started: bool) -> None:
+        """A marker row before (``started``) and after one measurement of ``key``.  Why: a
+        backend that crashes natively (onnxruntime's SIGFPE on an empty tensor) kills the
+        process with no Python code left to run, so a resumed job would measure the same key
+        and die again; its last marker, ``started``, tells it not to (:meth:`died_on`)."""
+        self._db.execute("INSERT INTO measurements (backend, backend_version, key, status, "
+                         "timestamp) VALUES (?, ?, ?, ?, ?)",
+                         (backend, backend_version, key, STARTED if started else FINISHED,
+                          _now()))
+
+    def died_on(self, backend: str, key: str) -> bool:
+        """Whether a process died while measuring ``key`` (its last marker is ``started``)."""
+        row = self._db.execute(
+            "SELECT status FROM measurements WHERE backend = ? AND key = ? AND status IN (?, ?) "
+            "ORDER BY id DESC LIMIT 1", (backend, key, STARTED, FINISHED)).fetchone()
+        return row is not None and row[0] == STARTED
 
     def rows(self, backend: str | None = None, key: str | None = None, *,
              status: str | None = None, backend_version: str | None = None) -> list[Measurement]:

@@ -64,6 +64,10 @@ class Timed:
         return d
 
 
+DIED = ("the process died while measuring it in an earlier run (a crash inside the backend, or a "
+        "kill): skipped, as the measurement store records; a fresh --store tries it again")
+
+
 class BudgetExhausted(Exception):
     """The time budget ran out; what was measured is in the store."""
 
@@ -132,28 +136,39 @@ class Measurer:
         if self.budget_s is not None and time.perf_counter() - self.start > self.budget_s:
             self.report.complete = False
             raise BudgetExhausted(label)
+        if self.store is not None and self.store.died_on(self.backend.name, key):
+            self.report.failed.append(f"{label}: {DIED}")
+            return None
         self.report.measurements += 1
+        if self.store is not None:
+            self.store.mark(self.backend.name, self._version, key, started=True)
         try:
-            if how == "kernels":
-                found = self.sum_kernels(self.backend, loaded, key=key, config=self.config,
-                                         timeout_s=self.timeout_s)
-                if self.store is not None:
-                    self.store.add(found)
-            elif hasattr(self.backend, "prepare"):   # whole runs of the kept compiled model
-                found = self.backend.measure_runner(
-                    _compiled(self.backend, loaded).fresh(), key=key, store=self.store,
-                    config=self.config, timeout_s=self.timeout_s)
-            else:
-                found = self.backend.measure(loaded, key=key, store=self.store,
-                                             config=self.config, timeout_s=self.timeout_s)
+            found = self._run(loaded, key, how)
         except Exception as exc:  # a backend that cannot run the pattern: no verdict
             self.report.failed.append(f"{label}: {str(exc).splitlines()[0][:160]}")
             return None
+        finally:  # reached on any Python exit (Ctrl-C too), never after a native crash
+            if self.store is not None:
+                self.store.mark(self.backend.name, self._version, key, started=False)
         if not found.ok:
             self.report.failed.append(f"{label}: {found.error}")
             return None
         self.report.measuring_s += getattr(found, "total_s", 0.0) or 0.0
         return found
+
+    def _run(self, loaded, key, how):
+        if how == "kernels":
+            found = self.sum_kernels(self.backend, loaded, key=key, config=self.config,
+                                     timeout_s=self.timeout_s)
+            if self.store is not None:
+                self.store.add(found)
+            return found
+        if hasattr(self.backend, "prepare"):   # whole runs of the kept compiled model
+            return self.backend.measure_runner(
+                _compiled(self.backend, loaded).fresh(), key=key, store=self.store,
+                config=self.config, timeout_s=self.timeout_s)
+        return self.backend.measure(loaded, key=key, store=self.store, config=self.config,
+                                    timeout_s=self.timeout_s)
 
 
 # ---- kernel sums: one number per run, from the backend's profiler ----------------------------

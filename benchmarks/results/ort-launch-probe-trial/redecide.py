@@ -51,5 +51,6 @@ def show(path):
             same += 1
     print(f"{path}: dropping the probe's kernels changes {diff} verdicts, leaves {same}")
 
-for p in sys.argv[1:]:
-    show(p)
+if __name__ == "__main__":
+    for p in sys.argv[1:]:
+        show(p)
