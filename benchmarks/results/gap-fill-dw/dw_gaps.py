@@ -23,10 +23,12 @@ def main() -> int:
     todo = [s for s in gaps(prior, builder.samples())
             if s.get("kind") == "conv" and group(s) == "dw"]
     print(f"prior: {len(prior)} specs; {len(todo)} depthwise with no sample near", file=sys.stderr)
-    builder.config = replace(builder.config, max_samples=builder.log.kernel_measurements()
+    kept = builder.config
+    builder.config = replace(kept, max_samples=builder.log.kernel_measurements()
                              + 4 * len(todo), minutes=60.0)
     builder.measure_specs({"gap": todo})
     builder._phase("gap")
+    builder.config = kept  # the bundle keeps its build's budget for later extensions
     result = write_extension(builder, bundle, source, out_dir / "bundle")
     (out_dir / "gaps.json").write_text(json.dumps({"prior_specs": len(prior),
                                                    "measured": len(todo), "specs": todo}, indent=1))
