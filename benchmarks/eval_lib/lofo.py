@@ -198,6 +198,21 @@ class Retrainer:
         return fit
 
 
+def attributed_samples(predictor, without=(), quick: bool = False):
+    """(samples, the families each is attributed to, a Retrainer over them, how many samples
+    of origin ``without`` were left out) for the leave-one-family-out of ``predictor``'s
+    bundle; ``quick``: see :func:`evaluate`."""
+    from nnmeter_tvm.builder.build import origin_kind
+
+    samples, config, builder = read_samples(predictor)
+    kept = [s for s in samples if origin_kind(s["origin"]) not in without]
+    attrib = SampleAttribution(build_priors(builder),
+                               steps=1 + int(config.get("max_rounds", 4)))
+    retrainer = Retrainer(predictor, kept, config, builder, rounds=100 if quick else None,
+                          bundle_targets=quick)
+    return kept, [attrib.families(s) for s in kept], retrainer, len(samples) - len(kept)
+
+
 def evaluate(predictor, entries, feats, measured, store, quick=False, without=()):
     """Leave-one-family-out over the evaluation ``entries`` (their graphs and measured ms):
     the kernel-level predictor retrained per family, and the model-level baselines fitted on
@@ -212,26 +227,16 @@ def evaluate(predictor, entries, feats, measured, store, quick=False, without=()
 
     fams = np.array([e.item.family for e in entries])
     try:
-        samples, config, builder = read_samples(predictor)
+        samples, origin, retrainer, dropped = attributed_samples(predictor, without, quick)
     except (NNMeterError, KeyError, TypeError, ValueError) as exc:
         log(f"lofo skipped: {type(exc).__name__}: {exc}")
         return {"skipped": f"{type(exc).__name__}: {exc}"}, {}
-    from nnmeter_tvm.builder.build import origin_kind
-
-    dropped = len(samples)
-    samples = [s for s in samples if origin_kind(s["origin"]) not in without]
-    dropped -= len(samples)
     families = sorted(set(fams.tolist()))
     t0 = time.monotonic()
-    log(f"lofo: attributing {len(samples)} kernel samples to the families' prior layers"
+    log(f"lofo: {len(samples)} kernel samples attributed to the families' prior layers"
         + (f" ({dropped} of origin {', '.join(without)} left out)" if without else ""))
-    priors = build_priors(builder)
-    attrib = SampleAttribution(priors, steps=1 + int(config.get("max_rounds", 4)))
-    origin = [attrib.families(s) for s in samples]
     if store is not None:
-        builder.measure_store = store.path
-    retrainer = Retrainer(predictor, samples, config, builder, rounds=100 if quick else None,
-                          bundle_targets=quick)
+        retrainer.builder.measure_store = store.path
     pred = np.full(len(entries), np.nan)
     counts = {}
     for fam in families:

@@ -21,11 +21,8 @@ dataset.load_results(entries, str(BENCH / "results/layout-context/before/evaluat
 done = [e for e in entries if e.complete and e.item.family == FAM]
 meas = np.array([e.measured_ms for e in done])
 pred0 = load_predictor("ort-cpu")
-samples, config, builder = lofo.read_samples(pred0)
-priors = lofo.build_priors(builder)
-attrib = lofo.SampleAttribution(priors, steps=1 + int(config.get("max_rounds", 4)))
-keep = {id(s) for s in samples if FAM not in attrib.families(s)}
-rt = lofo.Retrainer(pred0, samples, config, builder)
+samples, origin, rt, _ = lofo.attributed_samples(pred0)
+keep = {id(s) for s, o in zip(samples, origin) if FAM not in o}
 p_out, kept = rt.predictor(lambda s: id(s) in keep)
 p_all, _ = rt.predictor(lambda s: True)
 full_oh = dict(pred0.overhead)
