@@ -275,6 +275,27 @@ def test_store_markers_tell_a_measurement_the_process_died_in(tmp_path):
     assert store.get("fake", "k") is None and store.keys("fake") == set()  # markers are no data
 
 
+def test_a_measurement_another_running_process_started_is_not_taken_for_a_crash(tmp_path):
+    import subprocess
+    import sys
+
+    from nnmeter_tvm.backends.store import Store
+
+    path = tmp_path / "m.sqlite"
+    mark = "from nnmeter_tvm.backends.store import Store; import sys, time; " \
+           "Store(sys.argv[1]).mark('fake', '1', 'k', started=True); print(flush=True); " \
+           "time.sleep(float(sys.argv[2]))"
+    busy = subprocess.Popen([sys.executable, "-c", mark, str(path), "60"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        busy.stdout.readline()   # the marker is written
+        assert not Store(path).died_on("fake", "k")   # it is measuring k now
+    finally:
+        busy.kill()
+        busy.wait()
+    assert Store(path).died_on("fake", "k")   # and it is gone
+
+
 # measures a test model on which onnxruntime 1.32 dies with SIGFPE: a 3x3 MaxPool whose output
 # is 0x0, returned through the suffix's one-element Slice (the tester no longer writes such a
 # model: ``_empty_tensor``); argv[1]: the measurement store

@@ -78,18 +78,22 @@ class Store:
         """A marker row before (``started``) and after one measurement of ``key``.  Why: a
         backend that crashes natively (onnxruntime's SIGFPE on an empty tensor) kills the
         process with no Python code left to run, so a resumed job would measure the same key
-        and die again; its last marker, ``started``, tells it not to (:meth:`died_on`)."""
+        and die again; its last marker, ``started``, tells it not to (:meth:`died_on`).  The
+        marker names the process (``error``: ``pid N``)."""
         self._db.execute("INSERT INTO measurements (backend, backend_version, key, status, "
-                         "timestamp) VALUES (?, ?, ?, ?, ?)",
+                         "timestamp, error) VALUES (?, ?, ?, ?, ?, ?)",
                          (backend, backend_version, key, STARTED if started else FINISHED,
-                          _now()))
+                          _now(), f"pid {os.getpid()}"))
 
     def died_on(self, backend: str, key: str) -> bool:
-        """Whether a process died while measuring ``key`` (its last marker is ``started``)."""
+        """Whether a process died while measuring ``key``: its last marker is ``started``, by a
+        process that no longer runs (one that still runs is measuring it now)."""
         row = self._db.execute(
-            "SELECT status FROM measurements WHERE backend = ? AND key = ? AND status IN (?, ?) "
-            "ORDER BY id DESC LIMIT 1", (backend, key, STARTED, FINISHED)).fetchone()
-        return row is not None and row[0] == STARTED
+            "SELECT status, error FROM measurements WHERE backend = ? AND key = ? AND status IN "
+            "(?, ?) ORDER BY id DESC LIMIT 1", (backend, key, STARTED, FINISHED)).fetchone()
+        if row is None or row[0] != STARTED:
+            return False
+        return not _running(row[1])
 
     def rows(self, backend: str | None = None, key: str | None = None, *,
              status: str | None = None, backend_version: str | None = None) -> list[Measurement]:
@@ -133,3 +137,20 @@ def _measurement(r) -> Measurement:
         total_s=d["total_s"], drift=d["drift"], core=d["core"], threads=d["threads"],
         machine=json.loads(d["machine"] or "{}"), timestamp=d["timestamp"], status=d["status"],
         error=d["error"], attempts=d["attempts"])
+
+
+def _running(marker: str | None) -> bool:
+    """Whether the process a marker names (``pid N``) runs now, other than this one."""
+    try:
+        pid = int((marker or "").removeprefix("pid "))
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # another user's process
+        return True
+    return True
