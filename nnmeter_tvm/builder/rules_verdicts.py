@@ -202,7 +202,7 @@ def _condition(verdicts):
     by_ctx: dict = {}
     for _, v, ctx in verdicts:
         if ctx is not None:
-            by_ctx.setdefault(tuple(ctx), []).append(v)
+            by_ctx.setdefault(_ctx(ctx), []).append(v)
     if len(by_ctx) < 2:
         return None
     major = {ctx: max(set(vs), key=vs.count) for ctx, vs in by_ctx.items()}

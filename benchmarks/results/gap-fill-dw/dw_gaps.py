@@ -5,15 +5,13 @@ Why only those: filling all 76 gaps priced mobilenetv3 right but moved the dense
 and alexnet with it (``../gap-fill/README.md``).  The depthwise samples train the depthwise
 model alone, so the other models stay as they are (only the overhead is fitted again).
 Usage: python dw_gaps.py BUNDLE OUT_DIR"""
-import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "gap-fill"))
-from gap_fill import gaps, group  # noqa: E402
+from gap_fill import gaps, group, measure_and_write  # noqa: E402
 
-from nnmeter_tvm.builder.build import extension_builder, write_extension  # noqa: E402
+from nnmeter_tvm.builder.build import extension_builder  # noqa: E402
 
 
 def main() -> int:
@@ -23,17 +21,8 @@ def main() -> int:
     todo = [s for s in gaps(prior, builder.samples())
             if s.get("kind") == "conv" and group(s) == "dw"]
     print(f"prior: {len(prior)} specs; {len(todo)} depthwise with no sample near", file=sys.stderr)
-    kept = builder.config
-    builder.config = replace(kept, max_samples=builder.log.kernel_measurements()
-                             + 4 * len(todo), minutes=60.0)
-    builder.measure_specs({"gap": todo})
-    builder._phase("gap")
-    builder.config = kept  # the bundle keeps its build's budget for later extensions
-    result = write_extension(builder, bundle, source, out_dir / "bundle")
-    (out_dir / "gaps.json").write_text(json.dumps({"prior_specs": len(prior),
-                                                   "measured": len(todo), "specs": todo}, indent=1))
-    print(f"bundle {out_dir / 'bundle'}: {result.measurements} kernels timed, "
-          f"{result.samples} samples", file=sys.stderr)
+    measure_and_write(builder, bundle, source, todo, out_dir,
+                      {"prior_specs": len(prior), "measured": len(todo)})
     return 0
 
 

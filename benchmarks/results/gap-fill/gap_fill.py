@@ -63,18 +63,25 @@ def main() -> int:
     print(f"prior: {len(prior)} specs; {len(found)} with no sample near; measuring the "
           f"{min(limit, len(found))} most frequent", file=sys.stderr)
     todo = found[:limit]
-    builder.config = replace(builder.config, max_samples=builder.log.kernel_measurements()
+    kinds = Counter(signature(s)[0] for s in todo)
+    measure_and_write(builder, bundle, source, todo, out_dir, {
+        "prior_specs": len(prior), "gaps": len(found), "measured": len(todo), "by_kind": kinds})
+    return 0
+
+
+def measure_and_write(builder, bundle, source, todo: list, out_dir: Path, record: dict):
+    """Measure the specs ``todo`` packed (within a budget of their own), train again, write
+    ``out_dir/bundle`` and ``out_dir/gaps.json`` (``record`` and the specs)."""
+    kept = builder.config
+    builder.config = replace(kept, max_samples=builder.log.kernel_measurements()
                              + 4 * len(todo), minutes=60.0)
     builder.measure_specs({"gap": todo})
     builder._phase("gap")
+    builder.config = kept  # the bundle keeps its build's budget for later extensions
     result = write_extension(builder, bundle, source, out_dir / "bundle")
-    kinds = Counter(signature(s)[0] for s in todo)
-    (out_dir / "gaps.json").write_text(json.dumps({"prior_specs": len(prior), "gaps": len(found),
-                                                   "measured": len(todo), "by_kind": kinds,
-                                                   "specs": todo}, indent=1))
+    (out_dir / "gaps.json").write_text(json.dumps({**record, "specs": todo}, indent=1))
     print(f"bundle {out_dir / 'bundle'}: {result.measurements} kernels timed, "
           f"{result.samples} samples", file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":

@@ -17,11 +17,8 @@ items = [i for i in plan.items() if i.family == fam]
 entries = dataset.prepare(items, progress=False, cache_dir=Path("~/.cache/nnmeter-tvm"))
 dataset.load_results(entries, BENCH / "results/layout-context/before/evaluate-ort-cpu.json")
 meas = np.array([e.measured_ms for e in entries])
-samples, config, builder = lofo.read_samples(pred0)
-priors = lofo.build_priors(builder)
-attrib = lofo.SampleAttribution(priors, steps=1 + int(config.get("max_rounds", 4)))
-keep = {id(s) for s in samples if fam not in attrib.families(s)}
-rt = lofo.Retrainer(pred0, samples, config, builder)
+samples, origin, rt, _ = lofo.attributed_samples(pred0)
+keep = {id(s) for s, o in zip(samples, origin) if fam not in o}
 p, kept = rt.predictor(lambda s: id(s) in keep)
 base_oh = dict(p.overhead)
 reps = p.predict_many([e.graph for e in entries])
