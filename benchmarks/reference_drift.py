@@ -10,8 +10,8 @@ model is timed the way ``protocol.measure_callable`` times it: ``quiet`` (pinned
 real-time), a reference reading, the timed batch (``_batch``, with its reference readings
 between runs), a reading after.  Every reading is reported relative to the session's first
 baseline (``ReferenceWorkload.calibrate``), with the batch's CPU share and the drift the
-protocol computes from them (``ReferenceWorkload.drift``, which lowers the baseline for the
-rest of the session when a reading is clearly faster: the baseline after each attempt is
+protocol computes from them (``protocol.attempt_drift``, which lowers the baseline for the
+rest of the session when an attempt reads clearly faster: the baseline after each attempt is
 reported too).
 Writes ``benchmarks/results/reference_drift-<backend>.json`` and ``.md``.
 """
@@ -41,13 +41,13 @@ def attempt(runner, reference, config, first: float) -> dict:
     readings = []
     with protocol.quiet(config):
         readings.append(reference.read())
-        samples, share = protocol._batch(runner, config, time.perf_counter() + 120,
+        samples, cpu = protocol._batch(runner, config, time.perf_counter() + 120,
                                          time.perf_counter,
                                          lambda: readings.append(reference.read()))
         readings.append(reference.read())
-    drift = max([reference.drift(r, config.drift_limit) for r in readings] + [1.0 - share])
+    drift = protocol.attempt_drift(reference, readings, samples, cpu, config.drift_limit)
     return {"median_ms": float(np.median(samples)) * 1e-6, "runs": len(samples),
-            "cpu_share": float(share), "drift": float(drift),
+            "cpu_share": min(1.0, sum(cpu) / max(sum(samples), 1)), "drift": float(drift),
             "readings_vs_baseline": [round(r / first - 1.0, 4) for r in readings],
             "baseline_after_vs_first": round(reference.baseline / first - 1.0, 4)}
 
@@ -80,7 +80,7 @@ def render(r: dict) -> str:
              f"First baseline of the reference workload: {r['baseline_us']:.0f} µs.  Readings "
              "are relative to it (before the batch, between runs, after); drift is what the "
              f"protocol computes (limit {r['drift_limit']:.0%}) against its baseline, which it "
-             "lowers for the rest of the session after a clearly faster reading.", "",
+             "lowers for the rest of the session after a clearly faster attempt.", "",
              "| model | attempt | median ms | CPU share | readings vs first baseline | drift "
              "| baseline after, vs first |",
              "| --- | ---: | ---: | ---: | --- | ---: | ---: |"]

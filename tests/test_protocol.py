@@ -82,10 +82,42 @@ def test_kept_runs_are_those_of_the_best_attempt_not_the_last(fast):
     assert t.kept(list(range(fn.calls))) == [2, 3, 4, 5, 6]
 
 
+def test_one_slow_reading_among_steady_ones_is_not_drift(fast):
+    """The attempt's drift is its readings' median against the baseline: a single slow reading
+    (a noisy host's reference scatters so) does not send the measurement round again, while a
+    slowdown through most of the attempt does."""
+    cfg = ProtocolConfig(**{**fast.__dict__, "reference_every_s": 1e-9, "min_runs": 4})
+    one_slow = ReferenceWorkload(timer=scripted(1.0, 1.0, 1.0, 1.0, 1.4, 1.0, 1.0, 1.0, 1.0))
+    t = measure_callable(Counter(), config=cfg, reference=one_slow)
+    assert t.attempts == 1 and t.drift == 0.0
+    ref = ReferenceWorkload(timer=lambda: 1.0)
+    ref.baseline = 1.0
+    assert protocol.reading_drift(ref, [1.0, 1.2, 1.2, 1.0, 1.2]) == pytest.approx(0.2)
+
+
+def test_runs_the_thread_was_preempted_in_count_by_how_far_they_move_the_median():
+    ref = ReferenceWorkload(timer=lambda: 1.0)
+    ref.baseline = 1.0
+    runs = [100] * 8 + [150, 150]              # two preempted runs of ten barely move it
+    cpu = [100] * 8 + [100, 100]
+    assert protocol.attempt_drift(ref, [1.0], runs, cpu) == 0.0
+    runs = [100] * 4 + [150] * 6              # most runs preempted: the median moved 50 %
+    cpu = [100] * 10
+    assert protocol.attempt_drift(ref, [1.0], runs, cpu) == pytest.approx(0.5)
+    assert protocol.attempt_drift(ref, [1.0], [150] * 3, [100] * 3) == 1.0
+
+
 def test_a_faster_reference_lowers_a_baseline_taken_under_load(fast):
+    """Lowered once attempts keep reading faster (three in a row), not after the first: on a
+    noisy host that ratchets the baseline down to the fastest reading."""
     ref = ReferenceWorkload(timer=scripted(2.0, 2.0, 2.0, 1.0, 1.0))
     t = measure_callable(Counter(), config=fast, reference=ref)
-    assert ref.baseline == 1.0 and t.drift == 0.0
+    assert ref.baseline == 1.0 and t.drift == 0.0 and t.attempts == ref.LOWER_AFTER
+    noisy = ReferenceWorkload(timer=lambda: 1.0)
+    noisy.baseline = 1.0
+    for reading in (0.9, 1.0, 0.9, 0.9, 1.0):
+        noisy.settle(reading)
+    assert noisy.baseline == 1.0
 
 
 def test_reference_is_read_between_runs(fast):

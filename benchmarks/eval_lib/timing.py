@@ -2,7 +2,7 @@
 **preemption filter**.
 
 Why: on this shared 2-core machine other processes get scheduled on the measuring core.  The
-protocol's reference workload (a ~0.1 ms numpy kernel, median of 21) fits inside one scheduler
+protocol's reference workload (about 0.1 ms, median of 21) fits inside one scheduler
 time slice, so it reads clean while a model run that spans many slices is slowed 2x.  Seen in
 the first --quick pass: only 16 of 56 models agreed within ±10 % between two passes, with drift
 readings under 2 %.
@@ -13,7 +13,7 @@ was preempted and is dropped; the statistics (median, p10, p90) are over the cle
 and the protocol's counts (>= 30 runs, >= 0.5 s) apply to clean runs.  Everything else is the
 protocol's own code and rules: ``protocol.quiet`` (pinned to one core, machine-wide lock, no
 GC), warm-up >= 5 runs and >= 0.2 s, the session's reference workload read before and after;
-when it drifted more than 5 % (memory or cache contention, which the filter cannot see) the
+when their median drifted more than 5 % (memory or cache contention, which the filter cannot see) the
 attempt is repeated once the reference reads quiet again (``protocol.wait_quiet``, at most
 2 s x attempt), up to ``MAX_ATTEMPTS``, and the least-drifted one kept (the
 evaluation then measures that model again on its next run).  In the first --quick data, the
@@ -71,7 +71,7 @@ def _attempt(runner, config, deadline, min_runs, min_time_s, max_time_s) -> dict
         readings.append(reference.read())
     wall = np.array(walls, dtype=np.float64) * 1e-6
     keep = np.array(cpus, dtype=np.float64) * 1e-6 >= CLEAN_RATIO * wall
-    drift = max(reference.drift(r, config.drift_limit) for r in readings)
+    drift = protocol.reading_drift(reference, readings, config.drift_limit)
     return {"ms": wall[keep], "core": core, "drift": float(drift), "error": error}
 
 

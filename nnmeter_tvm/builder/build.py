@@ -1107,17 +1107,23 @@ def model_from_record(record: dict):
     return light
 
 
-def extend_with_models(builder, models: list, input_shapes: dict | None = None) -> int:
-    """Profile ``models`` (ONNX paths; ``input_shapes`` fixes symbolic inputs) on the builder's
-    backend into its log, each a unit of kind ``model`` (origin ``user``): their own kernels as
-    samples.  Returns the kernels timed."""
+def load_user_models(models: list, input_shapes: dict | None = None) -> list:
+    """``(path, ModelProto)`` of each of ``models`` (ONNX paths; ``input_shapes`` fixes
+    symbolic inputs), all checked before anything is measured: a bad path fails in one line."""
     from ..onnx_import import load_model
 
+    return [(m, load_model(m, _shapes_for(m, input_shapes))) for m in models]
+
+
+def extend_with_models(builder, models: list) -> int:
+    """Profile ``models`` (from :func:`load_user_models`) on the builder's backend into its
+    log, each a unit of kind ``model`` (origin ``user``): their own kernels as samples.
+    Returns the kernels timed."""
     before = builder.measured_now
-    protos = [load_model(m, _shapes_for(m, input_shapes)) for m in models]  # all checked first
+    protos = [proto for _, proto in models]
     builder.config = replace(builder.config, max_samples=builder.log.kernel_measurements()
                              + sum(2 * len(p.graph.node) for p in protos))
-    for n, (path, proto) in enumerate(zip(models, protos)):
+    for n, (path, proto) in enumerate(models):
         record = model_record(proto)
         unit = "model:" + hashlib.sha256(record["onnx"].encode()).hexdigest()[:16]
         builder.progress("models", n + 1, len(protos), Path(str(path)).name)
@@ -1156,12 +1162,13 @@ def extend(bundle, out_dir, progress: bool = True, grid: str = "wide",
     if grid != "wide" and not models:
         raise BundleError(f"extend: grid {grid!r} has nothing to add to a bundle; the wide "
                           "grid adds transformer layers (--grid wide)")
+    loaded = load_user_models(list(models), input_shapes) if models else []
     working = Path(out_dir) / "extend.jsonl"
     builder, source, old_units = extension_builder(bundle, working, progress, backend,
                                                    rules_file)
     builder.config = replace(builder.config, grid=grid)
-    if models:
-        extend_with_models(builder, list(models), input_shapes)
+    if loaded:
+        extend_with_models(builder, loaded)
     else:
         sampler = builder.sampler([])  # the grids need no prior
         builder.config = replace(builder.config, max_samples=builder.log.kernel_measurements()
