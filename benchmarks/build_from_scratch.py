@@ -62,16 +62,18 @@ def build_runs(backend: str, out: Path, minutes: float | None, runs: int, grid: 
     return done
 
 
-def score(backend: str, bundle, truth: Path, out: Path) -> dict:
-    """evaluate.py on ``bundle`` with ``truth``'s measurements (no LOFO, no measuring)."""
+def score(backend: str, bundle, truth: Path, out: Path, quick: bool = False) -> dict:
+    """evaluate.py on ``bundle`` with ``truth``'s measurements (no LOFO, no measuring; ``quick``:
+    the --quick models, for a truth measured with --quick)."""
     args = ["--backend", backend, "--truth-from", str(truth), "--trust-names", "--no-measure",
             "--no-lofo", "--store", str(out / "empty.sqlite"), "--out", str(out)]
+    args += ["--quick"] * quick
     if bundle is not None:
         args += ["--predictor", str(bundle)]
     if evaluate.main(args) != 0:
         raise SystemExit("build_from_scratch: evaluate.py failed on "
                          f"{bundle or 'the shipped bundle'}")
-    result = json.loads((out / f"evaluate-{backend}.json").read_text())
+    result = json.loads((out / f"evaluate-{backend}{'-quick' * quick}.json").read_text())
     return {"accuracy": result["accuracy"], "truth_from": result["dataset"]["truth_from"],
             "predictor": result["predictor"]}
 
@@ -84,8 +86,9 @@ def markdown(r: dict) -> str:
            f"{r.get('seed', 0)}` with an "
            "empty sample log and an empty "
            f"measurement store, {len(runs)} run(s) of {r['minutes'] or 'the default'} minutes "
-           "(each run resumes the last).  Scored on the evaluation's models, nothing measured "
-           "again." + truth_from_note(r["built"]["truth_from"]), "",
+           "(each run resumes the last).  Scored on the evaluation's "
+           + ("--quick models" if r.get("quick") else "models") + ", nothing measured again."
+           + truth_from_note(r["built"]["truth_from"]), "",
            "| run | wall | kernels timed (this run) | samples | adaptive rounds | calibration "
            "models | drifted units measured again / still drifted | overhead |",
            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
@@ -129,6 +132,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0, help="sampling seed (nnmeter-tvm build --seed)")
     p.add_argument("--truth", type=Path, default=None,
                    help="results file with the ground truth (default: evaluate-<backend>.json)")
+    p.add_argument("--quick", action="store_true",
+                   help="score on evaluate.py --quick's models (for a --truth measured so)")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--keep", type=Path, default=None,
                    help="copy the built bundle here (default: deleted with the temporary folder)")
@@ -145,12 +150,12 @@ def main(argv=None) -> int:
                           args.seed)
         if args.keep is not None:  # first: a build is minutes of measuring
             shutil.copytree(tmp / "bundle", args.keep, dirs_exist_ok=True)
-        built = score(args.backend, tmp / "bundle", truth, tmp / "eval-built")
-        shipped = score(args.backend, None, truth, tmp / "eval-shipped")
+        built = score(args.backend, tmp / "bundle", truth, tmp / "eval-built", args.quick)
+        shipped = score(args.backend, None, truth, tmp / "eval-shipped", args.quick)
     result = {"backend": args.backend,
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "machine": describe_machine(), "minutes": args.minutes, "grid": args.grid,
-              "seed": args.seed,
+              "seed": args.seed, "quick": args.quick,
               "truth": str(truth),
               "runs": runs, "built": built, "shipped": shipped}
     stem = args.out / f"build-from-scratch-{args.backend}"

@@ -139,6 +139,30 @@ def test_other_cpu_and_backend_version_warn(saved):
     assert any("Some Other CPU" in w for w in report.warnings)
 
 
+def test_other_cpu_warning_names_a_shipped_bundle_built_on_this_cpu(saved, monkeypatch):
+    """The warning says what to use instead: a shipped bundle of the backend built on this
+    CPU model when there is one (by name), else the build command."""
+    from nnmeter_tvm.predictors import bundle as bundle_mod
+
+    _, out = saved
+    backend = json.loads((out / "bundle.json").read_text())["backend"]["name"]
+    _edit_meta(out, **{"machine.cpu_model": "Some Other CPU"})
+    shipped = out.parent / "shipped"
+    (shipped / "here-built").mkdir(parents=True)
+    (shipped / "here-built" / "bundle.json").write_text(json.dumps(
+        {"backend": {"name": backend}, "machine": {"cpu_model": machine_info()["cpu_model"]}}))
+    monkeypatch.setattr(bundle_mod, "SHIPPED", shipped)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        loaded = load_bundle(out)
+    assert "'here-built' was built on this CPU (--predictor here-built)" in loaded.warnings[0]
+    (shipped / "here-built" / "bundle.json").unlink()
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        loaded = load_bundle(out)
+    assert f"nnmeter-tvm build --backend {backend} -o DIR" in loaded.warnings[0]
+
+
 def test_unknown_predictor_name_lists_valid():
     with pytest.raises(UnknownNameError, match="ort-cpu"):
         load_predictor("no-such-backend")

@@ -225,11 +225,26 @@ def _mismatch_warnings(meta: dict, backend: str) -> list[str]:
     here, there = machine_info(), meta.get("machine", {})
     if there.get("cpu_model") and there.get("cpu_model") != here["cpu_model"]:
         out.append(f"predictor bundle built on CPU {there['cpu_model']!r}, this CPU is "
-                   f"{here['cpu_model']!r}: predictions may be off")
+                   f"{here['cpu_model']!r}: predictions may be off; "
+                   + _remedy(backend, here["cpu_model"]))
     elif "simd_flags" in there and there["simd_flags"] != here["simd_flags"]:
         out.append(f"predictor bundle built on a CPU with {there['simd_flags']}, this CPU has "
-                   f"{here['simd_flags']}: predictions may be off")
+                   f"{here['simd_flags']}: predictions may be off; "
+                   + _remedy(backend, here["cpu_model"]))
     return out
+
+
+def _remedy(backend: str, cpu_model: str) -> str:
+    """What to use instead of a bundle built on another CPU: a shipped bundle of ``backend``
+    built on this CPU model, else a build here.  Why say it: across CPUs the kernels' relative
+    costs change (the AMD EPYC bundle priced an Intel Xeon's models within ±10 % for 41 % of
+    them, a build on the Xeon for 91 %: ``benchmarks/results/xeon/README.md``)."""
+    for name in shipped_names():
+        meta = json.loads((SHIPPED / name / "bundle.json").read_text())
+        if meta.get("backend", {}).get("name") == backend and \
+                meta.get("machine", {}).get("cpu_model") == cpu_model:
+            return f"the shipped bundle {name!r} was built on this CPU (--predictor {name})"
+    return f"build one here with `nnmeter-tvm build --backend {backend} -o DIR`"
 
 
 def shipped_names() -> list[str]:
