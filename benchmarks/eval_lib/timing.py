@@ -13,10 +13,10 @@ was preempted and is dropped; the statistics (median, p10, p90) are over the cle
 and the protocol's counts (>= 30 runs, >= 0.5 s) apply to clean runs.  Everything else is the
 protocol's own code and rules: ``protocol.quiet`` (pinned to one core, machine-wide lock, no
 GC), warm-up >= 5 runs and >= 0.2 s, the session's reference workload read before and after;
-when their median drifted more than 5 % (memory or cache contention, which the filter cannot see) the
-attempt is repeated once the reference reads quiet again (``protocol.wait_quiet``, at most
-2 s x attempt), up to ``MAX_ATTEMPTS``, and the least-drifted one kept (the
-evaluation then measures that model again on its next run).  In the first --quick data, the
+when their median drifted more than 5 % (``protocol.reading_drift``: contention the filter
+cannot see) the attempt is repeated once the reference reads quiet again
+(``protocol.wait_quiet``, at most 2 s x attempt), up to ``MAX_ATTEMPTS``, and the
+least-drifted one kept (the evaluation then measures that model again on its next run).  In the first --quick data, the
 20 models whose two passes both read drift <= 5 % agreed within ±10 % (19 within ±5 %).
 
 Works for runtimes that compute in the calling thread with one intra-op thread (onnxruntime

@@ -107,12 +107,12 @@ class ReferenceWorkload:
     """A fixed pure-Python workload (3,000 integer multiply-adds, about 0.1 ms) timed around
     and between a model's runs.
 
-    Why pure Python: it has almost no data, so what a model's runs leave in the caches does not
-    slow it.  The numpy sort + exp over 64 KiB used before read 3-11 % slower right after a
-    model's runs than on an idle core, by model, and flagged most measurements on an Intel Xeon
-    VM whose models repeated within 3 %; this loop reads 0.5-3 % slower there
-    (2026-11-29, ``benchmarks/results/reference-median/``).  It still slows with the core's
-    clock and with another process on the core.
+    Why pure Python: it has almost no data, so what a model's runs leave in the caches should
+    not slow it.  On an Intel Xeon VM, with the numpy sort + exp over 64 KiB used before, the
+    guard still flagged 17.3 % of 52 measurements after all retries (51.9 % measured again);
+    with this loop, 1.9 % (26.9 %), the models repeating within ±10 % either way (2026-11-29,
+    ``benchmarks/results/reference-median/``).  It still slows with the core's clock and with
+    another process on the core, but not with memory contention from the other core.
 
     ``read()`` returns seconds: the median of ``reps`` repetitions after ``warm`` discarded
     ones.  The baseline is the session's first value (median of 3 readings) and is lowered only
@@ -381,7 +381,7 @@ def measure_callable(fn, *, config: ProtocolConfig | None = None, timeout_s: flo
                     reference.calibrate()
                 readings.append(reference.read())
                 samples, cpu = _batch(counted, config, deadline, clock,
-                                        lambda: readings.append(reference.read()))
+                                      lambda: readings.append(reference.read()))
                 readings.append(reference.read())
         except _Timeout as exc:
             return Timing("failed", None, None, None, 0, clock() - start, None, attempt, core,
