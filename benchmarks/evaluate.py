@@ -164,6 +164,16 @@ def targets(backend, accuracy, lofo_block):
     return out
 
 
+def mixed_truth(args, truth_cpu: str | None, here: str | None, cached: int) -> str | None:
+    """The error when ``--truth-from``'s ground truth, measured on another CPU, would be mixed
+    with this machine's times (measured now, or ``cached`` in the store); None when it is not."""
+    if truth_cpu in (None, here) or (args.no_measure and not cached):
+        return None
+    return (f"error: {args.truth_from} was measured on CPU {truth_cpu!r}, this CPU is {here!r}: "
+            "its ground truth would mix with this machine's measurements; to score on that "
+            "file's truth alone, add --no-measure and an empty --store")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from nnmeter_tvm.backends import get_backend
@@ -194,6 +204,11 @@ def main(argv=None) -> int:
             log(f"error: {args.truth_from}: measured on {imported['backend']} "
                 f"{imported['backend_version']}, not {args.backend} {backend.version()}; "
                 "drop --truth-from to measure again")
+            return 2
+        mixed = mixed_truth(args, imported["cpu_model"], describe_machine().get("cpu_model"),
+                            cached)
+        if mixed:
+            log(mixed)
             return 2
         log(f"  {imported['passes']} model-passes of {imported['models']} models taken from "
             f"{args.truth_from} (measured {imported['date']}; "

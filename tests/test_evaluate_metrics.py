@@ -227,6 +227,25 @@ def test_earlier_results_fill_only_what_the_store_lacks_and_only_for_the_same_mo
     assert dataset.load_results([], path)["date"] == "2026-11-27"
 
 
+def test_a_ground_truth_from_another_cpu_is_never_mixed_with_this_machines_times():
+    from argparse import Namespace
+
+    ev = benchmark_script("evaluate")
+    assert dataset.truth_cpu({"machine": {"cpu_model": "AMD EPYC"}}) == "AMD EPYC"
+    rescored = {"machine": {"cpu_model": "Intel Xeon"},   # scored elsewhere, truth from AMD
+                "dataset": {"truth_from": {"cpu_model": "AMD EPYC"}}}
+    assert dataset.truth_cpu(rescored) == "AMD EPYC"
+    offline = Namespace(truth_from="t.json", no_measure=True)
+    measuring = Namespace(truth_from="t.json", no_measure=False)
+    assert ev.mixed_truth(offline, "AMD EPYC", "Intel Xeon", cached=0) is None
+    assert ev.mixed_truth(measuring, "AMD EPYC", "AMD EPYC", cached=5) is None
+    assert ev.mixed_truth(measuring, None, "Intel Xeon", cached=0) is None  # an old file
+    for args, cached in ((measuring, 0), (offline, 3)):
+        err = ev.mixed_truth(args, "AMD EPYC", "Intel Xeon", cached)
+        assert "t.json" in err and "AMD EPYC" in err and "--no-measure" in err
+        assert "\n" not in err
+
+
 def test_records_without_a_content_hash_are_matched_by_name_only_when_asked(tmp_path):
     import json
 

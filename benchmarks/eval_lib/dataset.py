@@ -215,6 +215,13 @@ def load_cached(entries, backend, store) -> int:
     return found
 
 
+def truth_cpu(results: dict) -> str | None:
+    """The CPU a results file's ground truth was measured on: that of the file it took its
+    truth from, if it did (recorded since 2026-11-29), else its own machine's."""
+    earlier = (results.get("dataset") or {}).get("truth_from") or {}
+    return earlier.get("cpu_model") or (results.get("machine") or {}).get("cpu_model")
+
+
 def load_results(entries, path, trust_names: bool = False) -> dict:
     """Fill what ``entry.ms`` lacks from an earlier results file's per-model records (the
     ``--truth-from`` of evaluate.py): the store of the machine that measured them, carried in
@@ -241,7 +248,7 @@ def load_results(entries, path, trust_names: bool = False) -> dict:
         by_name_only += bool(took) and digest is None
     earlier = (data.get("dataset") or {}).get("truth_from") or {}  # it took its truth too
     return {"file": str(path), "date": earlier.get("date") or data.get("date"),
-            "backend": data.get("backend"),
+            "cpu_model": truth_cpu(data), "backend": data.get("backend"),
             "backend_version": data.get("backend_version"), "models": models, "passes": passes,
             "matched_by_name": by_name_only}
 
