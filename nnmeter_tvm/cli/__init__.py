@@ -16,6 +16,15 @@ from ..errors import NNMeterError
 COMMANDS = ("zoo", "graph", "measure", "detect_rules", "kernels", "build", "predict", "check")
 
 
+def predictor_help() -> str:
+    """The ``--predictor`` help of the commands that predict: the shipped bundles with the CPU
+    each was built on (a bundle prices that CPU), read from the package."""
+    from ..predictors.bundle import shipped_cpus
+
+    names = ", ".join(f"{name} ({cpu})" for name, cpu in shipped_cpus().items())
+    return f"a shipped predictor: {names}; or a bundle folder (default: ort-cpu)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nnmeter-tvm",

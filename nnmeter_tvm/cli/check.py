@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from xml.etree import ElementTree as ET
 
+from . import predictor_help
+
 TOP = 5
 
 
@@ -18,8 +20,7 @@ def add_parser(sub):
     p.add_argument("--budget-ms", type=_positive, required=True, metavar="MS",
                    help="the latency budget in milliseconds")
     p.add_argument("--predictor", default="ort-cpu", metavar="NAME|DIR",
-                   help="a shipped predictor name (ort-cpu, tvm-llvm) or a bundle folder "
-                        "(default: ort-cpu)")
+                   help=predictor_help())
     p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report to FILE")
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME=DIMS",
                    help="static shape for an input with symbolic dims, e.g. input=1,3,224,224")

@@ -4,14 +4,14 @@ from __future__ import annotations
 import dataclasses
 
 from ..backends.protocol import DRIFT_LIMIT
+from . import predictor_help
 
 
 def add_parser(sub):
     p = sub.add_parser("predict", help="predict a model's latency kernel by kernel")
     p.add_argument("model", help="path of an .onnx model")
     p.add_argument("--predictor", default="ort-cpu", metavar="NAME|DIR",
-                   help="a shipped predictor name (ort-cpu, tvm-llvm) or a bundle folder "
-                        "(default: ort-cpu)")
+                   help=predictor_help())
     p.add_argument("--measure", action="store_true",
                    help="also run the model on the predictor's backend and show the error")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -239,10 +239,8 @@ def _remedy(backend: str, cpu_model: str) -> str:
     built on this CPU model, else a build here.  Why say it: across CPUs the kernels' relative
     costs change (the AMD EPYC bundle priced an Intel Xeon's models within ±10 % for 41 % of
     them, a build on the Xeon for 91 %: ``benchmarks/results/xeon/README.md``)."""
-    for name in shipped_names():
-        meta = json.loads((SHIPPED / name / "bundle.json").read_text())
-        if meta.get("backend", {}).get("name") == backend and \
-                meta.get("machine", {}).get("cpu_model") == cpu_model:
+    for name, (other, cpu) in _shipped_machines().items():
+        if other == backend and cpu == cpu_model:
             return f"the shipped bundle {name!r} was built on this CPU (--predictor {name})"
     return f"build one here with `nnmeter-tvm build --backend {backend} -o DIR`"
 
@@ -250,6 +248,20 @@ def _remedy(backend: str, cpu_model: str) -> str:
 def shipped_names() -> list[str]:
     return sorted(p.name for p in SHIPPED.iterdir() if (p / "bundle.json").is_file()) \
         if SHIPPED.is_dir() else []
+
+
+def _shipped_machines() -> dict[str, tuple]:
+    """(backend, CPU model) of each shipped bundle, by name."""
+    out = {}
+    for name in shipped_names():
+        meta = json.loads((SHIPPED / name / "bundle.json").read_text())
+        out[name] = (meta.get("backend", {}).get("name"), meta.get("machine", {}).get("cpu_model"))
+    return out
+
+
+def shipped_cpus() -> dict[str, str]:
+    """The CPU each shipped bundle was built on, by name (for help texts)."""
+    return {name: cpu or "unknown CPU" for name, (_, cpu) in _shipped_machines().items()}
 
 
 def load_predictor(name_or_dir="ort-cpu", models: bool = True):
