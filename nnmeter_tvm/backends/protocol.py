@@ -152,7 +152,7 @@ class ReferenceWorkload:
             self.baseline = reading
         return abs(reading / self.baseline - 1.0)
 
-    def settle(self, reading: float, limit: float = 0.05) -> None:
+    def settle(self, reading: float, limit: float = DRIFT_LIMIT) -> None:
         """Lower a baseline taken in a slow state: after ``LOWER_AFTER`` attempts in a row
         that read clearly faster, the latest reading becomes the baseline.  Not after one: an
         attempt's median reading scatters by about 5 % on a noisy host, and lowering on every

@@ -1120,13 +1120,12 @@ def extend_with_models(builder, models: list) -> int:
     log, each a unit of kind ``model`` (origin ``user``): their own kernels as samples.
     Returns the kernels timed."""
     before = builder.measured_now
-    protos = [proto for _, proto in models]
     builder.config = replace(builder.config, max_samples=builder.log.kernel_measurements()
-                             + sum(2 * len(p.graph.node) for p in protos))
+                             + sum(2 * len(proto.graph.node) for _, proto in models))
     for n, (path, proto) in enumerate(models):
         record = model_record(proto)
         unit = "model:" + hashlib.sha256(record["onnx"].encode()).hexdigest()[:16]
-        builder.progress("models", n + 1, len(protos), Path(str(path)).name)
+        builder.progress("models", n + 1, len(models), Path(str(path)).name)
         if not builder.log.done(unit):
             builder._measure_unit(unit, model_from_record(record), kind="model",
                                   origin="user", user_model=record)

@@ -16,6 +16,7 @@ version; it warns when the CPU or the backend version differ from the bundle's.
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
 import os
@@ -252,9 +253,15 @@ def shipped_names() -> list[str]:
 
 def _shipped_machines() -> dict[str, tuple]:
     """(backend, CPU model) of each shipped bundle, by name."""
+    return _machines_in(SHIPPED, tuple(shipped_names()))
+
+
+@functools.lru_cache(maxsize=None)
+def _machines_in(root: Path, names: tuple) -> dict[str, tuple]:
+    """Read once per set of bundles: every command's parser asks (``cli.predictor_help``)."""
     out = {}
-    for name in shipped_names():
-        meta = json.loads((SHIPPED / name / "bundle.json").read_text())
+    for name in names:
+        meta = json.loads((root / name / "bundle.json").read_text())
         out[name] = (meta.get("backend", {}).get("name"), meta.get("machine", {}).get("cpu_model"))
     return out
 
