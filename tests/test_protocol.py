@@ -50,6 +50,15 @@ def test_drift_guard_measures_again_until_the_reference_settles(fast):
     assert fn.calls >= 2 * (fast.warmup_runs + fast.min_runs)
 
 
+def test_a_timing_records_the_references_session_baseline_in_ms(fast):
+    # a host state that lasts the whole session reads no drift against its own baseline: the
+    # absolute baseline is what lets two sessions be compared afterwards
+    ref = ReferenceWorkload(timer=scripted(0.0002))
+    t = measure_callable(Counter(), config=fast, reference=ref)
+    assert t.ok and t.drift == 0.0
+    assert t.reference_ms == pytest.approx(0.2)
+
+
 def test_drift_that_never_settles_is_recorded_with_the_best_attempt(fast):
     ref = ReferenceWorkload(timer=scripted(1.0, 1.0, 1.0, 1.2, 1.2, 1.3, 1.3, 1.25))
     t = measure_callable(Counter(), config=fast, reference=ref)

@@ -45,6 +45,24 @@ def test_round_trip_keeps_every_field(tmp_path):
         assert s.rows()[0] == m("k", 1.5)
 
 
+def test_the_reference_baseline_round_trips_and_an_older_store_gains_its_column(tmp_path):
+    import dataclasses
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    with Store(path) as s:
+        s.add(m("old", 1.0))
+    db = sqlite3.connect(path)  # as a store written before the column existed
+    db.execute("ALTER TABLE measurements DROP COLUMN reference_ms")
+    db.commit()
+    db.close()
+    with Store(path) as s:
+        assert s.get("ort-cpu", "old").reference_ms is None
+        s.add(dataclasses.replace(m("new", 2.0), reference_ms=0.105))
+    with Store(path) as s:  # opened again: the column is there once
+        assert s.get("ort-cpu", "new").reference_ms == 0.105
+
+
 def test_path_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("NNMETER_TVM_STORE", str(tmp_path / "env.sqlite"))
     assert default_path() == tmp_path / "env.sqlite"

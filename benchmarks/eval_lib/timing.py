@@ -72,7 +72,8 @@ def _attempt(runner, config, deadline, min_runs, min_time_s, max_time_s) -> dict
     wall = np.array(walls, dtype=np.float64) * 1e-6
     keep = np.array(cpus, dtype=np.float64) * 1e-6 >= CLEAN_RATIO * wall
     drift = protocol.reading_drift(reference, readings, config.drift_limit)
-    return {"ms": wall[keep], "core": core, "drift": float(drift), "error": error}
+    return {"ms": wall[keep], "core": core, "drift": float(drift), "error": error,
+            "reference_ms": protocol.baseline_ms(reference)}
 
 
 def prepare(backend, model, *, key: str, store=None):
@@ -119,13 +120,14 @@ def measure_clean(backend, model=None, *, key: str, store=None, runner=None,
                             core=got["core"])
     error = None if best["error"] is None else f"{backend.name}: {runner.label}: {best['error']}"
     m = _measurement(backend, key, best["ms"] if error is None else None, best["core"],
-                     best["drift"], time.perf_counter() - start, attempt, error)
+                     best["drift"], time.perf_counter() - start, attempt, error,
+                     best["reference_ms"])
     if store is not None:
         store.add(m)
     return m
 
 
-def _measurement(backend, key, ms, core, drift, total_s, attempts, error):
+def _measurement(backend, key, ms, core, drift, total_s, attempts, error, reference_ms=None):
     from nnmeter_tvm.backends import Measurement
     from nnmeter_tvm.backends.machine import describe_machine
 
@@ -138,7 +140,7 @@ def _measurement(backend, key, ms, core, drift, total_s, attempts, error):
         runs=int(len(ms)) if ok else 0, total_s=float(total_s), drift=drift, core=core,
         threads=backend.threads, machine=describe_machine(), timestamp=_now(),
         status="ok" if ok else "failed", error=None if ok else (error or "no clean runs"),
-        attempts=attempts)
+        attempts=attempts, reference_ms=reference_ms)
 
 
 def _now() -> str:

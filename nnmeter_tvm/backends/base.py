@@ -36,6 +36,9 @@ class Measurement:
     says why in ``error``.  ``drift`` estimates interference during the kept attempt: the larger
     of the reference workload's relative deviation from its session baseline and the share of
     the timed wall time the thread was not running; ``attempts`` counts the tries.
+    ``reference_ms`` is the reference workload's session baseline (absolute): the drift guard
+    compares with it, so a host state that lasts a whole session reads no drift, but sessions'
+    baselines can be compared (``benchmarks/results/xeon/host-speed/README.md``).
     """
 
     backend: str
@@ -54,6 +57,7 @@ class Measurement:
     status: str = "ok"
     error: str | None = None
     attempts: int = 1
+    reference_ms: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -311,7 +315,7 @@ class Backend:
             threads=self.threads, machine=describe_machine(), timestamp=_now(),
             status=timing.status,
             error=None if timing.ok else f"{self.name}: {runner.label}: {timing.error}",
-            attempts=timing.attempts)
+            attempts=timing.attempts, reference_ms=timing.reference_ms)
         if store is not None:
             store.add(m)
         return m

@@ -93,6 +93,7 @@ class Timing:
     # calls of fn before the kept attempt's first timed run: a caller that records something
     # per call (profiler events, per-kernel times) keeps calls [first_run, first_run + runs)
     first_run: int = 0
+    reference_ms: float | None = None  # the reference's session baseline (see Measurement)
 
     @property
     def ok(self) -> bool:
@@ -101,6 +102,11 @@ class Timing:
     def kept(self, per_call: list) -> list:
         """The entries of a per-call record that belong to the kept attempt's timed runs."""
         return list(per_call[self.first_run: self.first_run + self.runs]) if self.ok else []
+
+
+def baseline_ms(reference) -> float | None:
+    """The reference's session baseline in ms, as a measurement records it."""
+    return None if reference.baseline is None else reference.baseline * 1e3
 
 
 class ReferenceWorkload:
@@ -399,4 +405,4 @@ def measure_callable(fn, *, config: ProtocolConfig | None = None, timeout_s: flo
     ms = np.asarray(samples, dtype=np.float64) * 1e-6
     return Timing("ok", float(np.median(ms)), float(np.percentile(ms, 10)),
                   float(np.percentile(ms, 90)), len(samples), clock() - start, float(drift),
-                  attempt, core, first_run=first)
+                  attempt, core, first_run=first, reference_ms=baseline_ms(reference))

@@ -25,6 +25,7 @@ _COLUMNS = (
     ("runs", "INTEGER"), ("total_s", "REAL"), ("drift", "REAL"), ("attempts", "INTEGER"),
     ("core", "INTEGER"), ("threads", "INTEGER"), ("cpu_model", "TEXT"), ("cpu_flags", "TEXT"),
     ("machine", "TEXT"), ("timestamp", "TEXT NOT NULL"), ("error", "TEXT"),
+    ("reference_ms", "REAL"),  # added 2026-11-29: older stores get it when opened (NULL)
 )
 _NAMES = tuple(c for c, _ in _COLUMNS)
 # marker rows around one measurement (``Store.mark``): status only, no time
@@ -49,12 +50,25 @@ class Store:
             self._db.execute(f"CREATE TABLE IF NOT EXISTS measurements "
                              f"(id INTEGER PRIMARY KEY AUTOINCREMENT, {cols})")
             self._db.execute("CREATE INDEX IF NOT EXISTS by_key ON measurements (backend, key)")
+            self._add_missing_columns()
         except (OSError, sqlite3.Error) as exc:
             raise MeasurementError(f"measurement store {self.path}: cannot open it ({exc}); "
                                    "give another path with --store or NNMETER_TVM_STORE") from None
 
     def __repr__(self):
         return f"Store({str(self.path)!r})"
+
+    def _add_missing_columns(self) -> None:
+        """A store written by an older version lacks the newer columns: add them (their old
+        rows read NULL).  Another process may add one first."""
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(measurements)")}
+        for name, kind in _COLUMNS:
+            if name not in have:
+                try:
+                    self._db.execute(f"ALTER TABLE measurements ADD COLUMN {name} {kind}")
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):
+                        raise
 
     def close(self):
         self._db.close()
@@ -70,7 +84,7 @@ class Store:
         row = (m.backend, m.backend_version, m.key, m.status, m.median_ms, m.p10_ms, m.p90_ms,
                m.runs, m.total_s, m.drift, m.attempts, m.core, m.threads,
                m.machine.get("cpu_model"), " ".join(m.machine.get("cpu_flags", ())),
-               json.dumps(m.machine, sort_keys=True), m.timestamp, m.error)
+               json.dumps(m.machine, sort_keys=True), m.timestamp, m.error, m.reference_ms)
         marks = ", ".join("?" * len(_NAMES))
         self._db.execute(f"INSERT INTO measurements ({', '.join(_NAMES)}) VALUES ({marks})", row)
 
@@ -136,7 +150,7 @@ def _measurement(r) -> Measurement:
         median_ms=d["median_ms"], p10_ms=d["p10_ms"], p90_ms=d["p90_ms"], runs=d["runs"],
         total_s=d["total_s"], drift=d["drift"], core=d["core"], threads=d["threads"],
         machine=json.loads(d["machine"] or "{}"), timestamp=d["timestamp"], status=d["status"],
-        error=d["error"], attempts=d["attempts"])
+        error=d["error"], attempts=d["attempts"], reference_ms=d["reference_ms"])
 
 
 def _running(marker: str | None) -> bool:

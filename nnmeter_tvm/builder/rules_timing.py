@@ -255,4 +255,4 @@ def _measurement(backend, key, timing, sums, total_s):
         timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         status="ok" if ok else "failed",
         error=None if ok else f"{backend.name}: kernel-sum timing failed: {timing.error}",
-        attempts=timing.attempts)
+        attempts=timing.attempts, reference_ms=timing.reference_ms)
