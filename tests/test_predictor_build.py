@@ -241,10 +241,9 @@ def test_retrain_pools_the_samples_of_several_bundles(setup):
 
 
 def test_a_wide_build_draws_the_transformer_layers_on_top_of_the_grid(setup):
-    assert BuildConfig.for_backend("ort-cpu").grid == "wide"  # the default there
-    # ... with 600 family-agnostic specs for 550 from the prior (results/xeon/grid-share/)
     ort = BuildConfig.for_backend("ort-cpu")
-    assert (ort.grid_samples, ort.initial_samples) == (600, 550)
+    assert ort.grid == "wide"  # the default there, with 600 family-agnostic specs for 550
+    assert (ort.grid_samples, ort.initial_samples) == (600, 550)  # (results/xeon/grid-share/)
     assert BuildConfig.for_backend("tvm-llvm").grid == "cnn"
     cfg, rules, tmp = setup
     cfg = replace(cfg, grid="wide", wide_samples=30)

@@ -59,8 +59,11 @@ def test_the_reference_baseline_round_trips_and_an_older_store_gains_its_column(
     with Store(path) as s:
         assert s.get("ort-cpu", "old").reference_ms is None
         s.add(dataclasses.replace(m("new", 2.0), reference_ms=0.105))
-    with Store(path) as s:  # opened again: the column is there once
+    with Store(path) as s:  # opened again: nothing left to add
         assert s.get("ort-cpu", "new").reference_ms == 0.105
+    db = sqlite3.connect(path)
+    assert [r[1] for r in db.execute("PRAGMA table_info(measurements)")].count("reference_ms") == 1
+    db.close()
 
 
 def test_path_from_environment(tmp_path, monkeypatch):
