@@ -16,8 +16,9 @@ GC), warm-up >= 5 runs and >= 0.2 s, the session's reference workload read befor
 when their median drifted more than 5 % (``protocol.reading_drift``: contention the filter
 cannot see) the attempt is repeated once the reference reads quiet again
 (``protocol.wait_quiet``, at most 2 s x attempt), up to ``MAX_ATTEMPTS``, and the
-least-drifted one kept (the evaluation then measures that model again on its next run).  In the first --quick data, the
-20 models whose two passes both read drift <= 5 % agreed within ±10 % (19 within ±5 %).
+least-drifted one kept (the evaluation then measures that model again on its next run).  In
+the first --quick data, the 20 models whose two passes both read drift <= 5 % agreed within
+±10 % (19 within ±5 %).
 
 Works for runtimes that compute in the calling thread with one intra-op thread (onnxruntime
 CPU, TVM's VM with TVM_NUM_THREADS=1).  Proposed for ``backends/protocol.py``.

@@ -239,7 +239,8 @@ def _remedy(backend: str, cpu_model: str) -> str:
     """What to use instead of a bundle built on another CPU: a shipped bundle of ``backend``
     built on this CPU model, else a build here.  Why say it: across CPUs the kernels' relative
     costs change (the AMD EPYC bundle priced 680 zoo models measured on an Intel Xeon within
-    ±10 % for 50 % of them, a build on the Xeon for 92 %: ``benchmarks/results/xeon/README.md``)."""
+    ±10 % for 50 % of them, a build on the Xeon for 92 %:
+    ``benchmarks/results/xeon/README.md``)."""
     for name, (other, cpu) in _shipped_machines().items():
         if other == backend and cpu == cpu_model:
             return f"the shipped bundle {name!r} was built on this CPU (--predictor {name})"
