@@ -75,6 +75,21 @@ def test_detect_rules_shapes_are_parsed_and_bad_ones_named(tmp_path, capsys):
     assert "--launch-shape" in err and len(err.strip().splitlines()) == 1
 
 
+def test_detect_rules_without_the_kernel_list_says_what_it_lacks(tmp_path, capsys):
+    """Timing alone cannot see a layout pass: a --no-observe run says so and names the check
+    (a real run, stopped by its budget at once: it writes what it has and asks to resume)."""
+    out = str(tmp_path / "r.json")
+    code = main(["detect-rules", "--backend", "ort-cpu", "-o", out, "--families", "none",
+                 "--models", _conv_bn_relu(tmp_path), "--no-observe", "--budget", "0.001",
+                 "--store", str(tmp_path / "s.sqlite"), "--no-progress"])
+    text = capsys.readouterr().out
+    assert code == 3 and "run the same command again to resume" in text
+    assert "layout: none" in text
+    note = [line for line in text.splitlines() if line.startswith("note: --no-observe")]
+    assert len(note) == 1 and f"--rules {out} --compare-truth --backend ort-cpu" in note[0]
+    assert json.loads((tmp_path / "r.json").read_text())["layout"] is None
+
+
 def test_kernels_lists_the_edges_no_rule_covers(tmp_path, capsys):
     """A pair no rule was detected for is kept apart by default, and said so: what
     ``detect-rules --add-to`` would time."""
