@@ -46,8 +46,10 @@ level = float(np.median(r))
 acc = lambda x: float(100 * np.mean(np.abs(x - 1) <= 0.10))
 fam_tab = {f: {"acc10": acc(r[fam_of == f]), "acc10_level_out": acc(r[fam_of == f] / level),
                "lofo_acc10": acc(l[fam_of == f]), "lofo_level_out": acc(l[fam_of == f] / level),
-               "shift_pct": float(100 * np.mean(l[fam_of == f] / r[fam_of == f] - 1))} for f in fams}
-summary = {"override": os.environ.get("XGB_OVERRIDE"), "bundle": bundle, "truth": truth, "targets": targets, "models": int(len(entries)),
+               "shift_pct": float(100 * np.mean(l[fam_of == f] / r[fam_of == f] - 1))}
+           for f in fams}
+summary = {"override": os.environ.get("XGB_OVERRIDE"), "bundle": bundle, "truth": truth,
+           "targets": targets, "models": int(len(entries)),
            "level_pct": 100 * (level - 1), "acc10": acc(r), "acc10_level_out": acc(r / level),
            "lofo_acc10": acc(l), "lofo_level_out": acc(l / level),
            "mean_abs_shift_pct": float(np.mean([abs(v["shift_pct"]) for v in fam_tab.values()])),
