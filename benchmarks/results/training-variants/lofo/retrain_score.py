@@ -25,10 +25,8 @@ if rounds:
     training.ROUNDS = rounds
 P = load_predictor(bundle)
 res = {m["model"]: m for m in json.load(open(truth))["models"]}
-fams = sorted({m["family"] for m in res.values()})
-items = [dataset.Item(f, 0, i) for f in fams
-         for i in range(200 if f == "nasbench201" else 40)]
-items = [it for it in items if it.name in res]
+items = [it for it in dataset.plan_for("ort-cpu", quick=False).items() if it.name in res]
+fams = sorted({it.family for it in items})
 entries = dataset.prepare(items, progress=False)
 meas = np.array([res[e.item.name]["measured_ms"] for e in entries])
 fam_of = np.array([e.item.family for e in entries])
