@@ -149,8 +149,7 @@ def test_launch_probe_finds_fusions_that_save_no_time():
     assert "the criterion at the other shapes says separate at c8hw64" in \
         rules.pair("bn", "relu").note
     assert rules.chain("bn", "add", "relu").groups == ((0, 1, 2),)
-    assert rules.detection["launch_probe"]["shape"] == "c4hw2-launch-x8"
-    assert rules.detection["launch_probe"]["copies"] == 8
+    assert rules.detection["launch_probe"]["shape"] == "c4hw2-launch"
     assert [k.nodes for k in partition(graph, rules)] == [k.nodes for k in partition(graph, SECRET)]
 
 
@@ -193,41 +192,10 @@ def test_the_automatic_launch_probe_sits_at_a_blocked_layouts_block_size():
     assert not any(s.launch for s in bench.shapes)
     bench.set_layout(layout)
     bench.set_layout(layout)
-    assert bench.shapes == (CaseShape(8, 2, launch=True, copies=8), CaseShape(8, 8))
+    assert bench.shapes == (CaseShape(8, 2, launch=True), CaseShape(8, 8))
     off = RuleTester(FakeBackend(), shapes=(CaseShape(8, 8),), launch=None).bench
     off.set_layout(layout)
     assert off.shapes == (CaseShape(8, 8),)
-
-
-def test_a_replicated_launch_probe_times_one_copy_of_the_pattern():
-    """A probe model holds K independent copies of the pattern (own inputs, weights, outputs;
-    copy 0 keeps its names); its time and its T0's are divided among the copies, so on a
-    backend whose runs cost a fixed overhead plus a launch per kernel the net times are those
-    of one copy."""
-    import onnx
-
-    from nnmeter_tvm.builder.testcases import replicate
-
-    steps = [Step("a", default_template("conv")), Step("b", default_template("add"),
-                                                        ("a", "other"))]
-    case = build_case(steps, CaseShape(4, 2), prefix="maxpool1", suffix="slice1")
-    three = replicate(case, 3)
-    onnx.checker.check_model(three, full_check=True)
-    assert len(three.graph.node) == 3 * len(case.graph.node)
-    assert len(three.graph.input) == 3 * len(case.graph.input)
-    assert [n.name for n in three.graph.node[:len(case.graph.node)]] == \
-        [n.name for n in case.graph.node]
-    assert len({n.name for n in three.graph.node}) == len(three.graph.node)
-    parts = {"t12": Part("pair", tuple(steps), outputs=("b",))}
-    net = {}
-    for k in (1, 4):
-        tester = RuleTester(LaunchBoundFake(), shapes=(CaseShape(8, 8),), launch=None,
-                            launch_copies=k)
-        t = tester.bench.time_parts(CaseShape(4, 2, launch=True, copies=k), parts)["t12"]
-        net[k] = t.net
-        assert t.to_dict()["ms"] == pytest.approx(t.value)
-    assert net[4] == pytest.approx(net[1])
-    assert net[1] == pytest.approx(2 * LaunchBoundFake.LAUNCH_MS, abs=0.02)  # two kernels
 
 
 def test_launch_case_verdict_counts_the_launches_a_block_saves():

@@ -25,15 +25,12 @@ from ..kernels.kernel import REORDER_OPS
 from .rules_observe import backend_kernels
 from .rules_timing import Measurer
 from .testcases import (CaseShape, Step, Template, build_case, default_template, empty_case,
-                        replicate, trivial_case)
+                        trivial_case)
 
 ORT_SHAPES = (CaseShape(32, 56), CaseShape(18, 56))
 ORT_MIXED = CaseShape(32, 56, plain_other=True)
 TVM_SHAPES = (CaseShape(8, 32), CaseShape(12, 24))
 LAUNCH_SHAPE = CaseShape(4, 2, launch=True)
-# copies of the pattern in each onnxruntime launch-probe model: one launch (~0.4 µs) alone is
-# within twice the noise of a whole ~10 µs run for most pairs; eight make it eight
-LAUNCH_COPIES = 8
 BINARY = ("add", "mul", "sub", "div", "concat")
 UNRELIABLE = "unreliable"   # observed_case: the backend's own kernel list is broken here
 
@@ -67,17 +64,15 @@ class CaseBench:
     decides only for its own layout context, ``rules_verdicts.decide``)."""
 
     def __init__(self, backend, *, alpha: float, shapes=None, repeats: int = 3,
-                 observe: bool = True, measurer: Measurer, launch="auto",
-                 launch_copies: int | None = None):
+                 observe: bool = True, measurer: Measurer, launch="auto"):
         self.backend, self.alpha, self.repeats, self.observe = backend, alpha, repeats, observe
         tvm = backend.name.startswith("tvm")
         self.shapes = tuple(shapes or (TVM_SHAPES if tvm else ORT_SHAPES))
         self._launch_at_block = launch == "auto" and not tvm
-        self.launch_copies = launch_copies or (1 if tvm else LAUNCH_COPIES)
         if launch == "auto":
             launch = LAUNCH_SHAPE if tvm else None
         if launch is not None:
-            self.shapes = (replace(launch, launch=True, copies=self.launch_copies),) + self.shapes
+            self.shapes = (replace(launch, launch=True),) + self.shapes
         self.measurer = measurer
         self.layout, self.prefix, self.suffix = None, None, None
         self.templates: dict[str, Template] = {}
@@ -92,8 +87,7 @@ class CaseBench:
         adds the launch probe at its block size."""
         self.layout = layout
         if self._launch_at_block and layout is not None and not any(s.launch for s in self.shapes):
-            self.shapes = (CaseShape(layout.block, 2, launch=True, copies=self.launch_copies),
-                           ) + self.shapes
+            self.shapes = (CaseShape(layout.block, 2, launch=True),) + self.shapes
         self.prefix = ("maxpool1" if layout is not None else None) if prefix == "auto" else prefix
         self.suffix = "slice1" if self.prefix == "maxpool1" else None
 
@@ -114,9 +108,9 @@ class CaseBench:
 
     # -- writing ----------------------------------------------------------------------------
     def model(self, label, steps, shape, outputs=None, roles=None, in_shape=None):
-        return replicate(build_case(list(steps), shape, prefix=self.prefix, suffix=self.suffix,
-                                    outputs=outputs, name=label.replace("/", "_"), roles=roles,
-                                    in_shape=in_shape), shape.copies)
+        return build_case(list(steps), shape, prefix=self.prefix, suffix=self.suffix,
+                          outputs=outputs, name=label.replace("/", "_"), roles=roles,
+                          in_shape=in_shape)
 
     def out_shape(self, steps, shape: CaseShape, role: str) -> tuple:
         """The output shape of ``role`` in a test model (what the next op reads)."""
@@ -142,7 +136,7 @@ class CaseBench:
             timed = self.measurer.timed(*job, self.repeats, whole)
             if base is None or timed is None:
                 return None
-            out[name] = replace(timed.per_copy(shape.copies), base=base.per_copy(shape.copies))
+            out[name] = replace(timed, base=base)
         return out
 
     def launch_cost(self, shape: CaseShape):

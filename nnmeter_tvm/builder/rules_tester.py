@@ -47,8 +47,7 @@ class RuleTester:
     per test model; ``prefix``: the layout prefix (``"auto"``: ``maxpool1`` on a backend with a
     blocked layout); ``observe``: read the backend's own kernels (the check, and what timing
     cannot tell); ``how``: ``"kernels"`` (profiler sums) or ``"session"`` (whole runs);
-    ``launch``: the launch probe's shape, ``launch_copies`` the copies of a pattern in each of
-    its models (see :class:`.rules_cases.CaseBench`).
+    ``launch``: the launch probe's shape (see :class:`.rules_cases.CaseBench`).
     ``progress``: called as ``progress("stage", name, total)``, ``progress("rule", label)`` and
     ``progress("measure", label)``.
     """
@@ -56,13 +55,12 @@ class RuleTester:
     def __init__(self, backend, *, alpha: float = ALPHA, shapes=None, repeats: int = 3,
                  prefix="auto", store=None, config=None, budget_s: float | None = None,
                  progress=None, observe: bool = True, timeout_s: float = 60.0,
-                 how: str = "kernels", launch="auto", launch_copies: int | None = None):
+                 how: str = "kernels", launch="auto"):
         self.backend, self.prefix_arg, self.observe = backend, prefix, observe
         self.measurer = Measurer(backend, store=store, config=config, budget_s=budget_s,
                                  progress=progress, timeout_s=timeout_s, how=how)
         self.bench = CaseBench(backend, alpha=alpha, shapes=shapes, repeats=repeats,
-                               observe=observe, measurer=self.measurer, launch=launch,
-                               launch_copies=launch_copies)
+                               observe=observe, measurer=self.measurer, launch=launch)
         self.bench.set_layout(None, prefix)
         self.progress = progress or (lambda *a: None)
         self.rewrites: tuple = ()
@@ -215,8 +213,7 @@ def _launch_probe(shapes) -> dict | None:
     launch = next((s for s in shapes if s.launch), None)
     if launch is None:
         return None
-    return {"shape": launch.label, "copies": launch.copies,
-            "timing": "whole runs, net of a model with no kernel, divided among the copies",
+    return {"shape": launch.label, "timing": "whole runs, net of a model with no kernel",
             "resolution_ms": LAUNCH_RESOLUTION_MS,
             "decides": "which ops share a kernel, where it is conclusive"}
 

@@ -54,14 +54,6 @@ class Timed:
         """This model's time minus T0 (the layout prefix and the output slices)."""
         return self.value - (self.base.value if self.base is not None else 0.0)
 
-    def per_copy(self, copies: int) -> "Timed":
-        """This time divided among the ``copies`` identical copies of a pattern in the model
-        (:func:`.testcases.replicate`)."""
-        if copies <= 1:
-            return self
-        return Timed(tuple(r / copies for r in self.repeats), self.p10 / copies,
-                     self.p90 / copies, self.key, self.base)
-
     def to_dict(self) -> dict:
         d = {"ms": round(self.value, 5), "repeats_ms": [round(r, 5) for r in self.repeats],
              "spread_ms": round(self.spread, 5), "p10_ms": round(self.p10, 5),

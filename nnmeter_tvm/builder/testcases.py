@@ -45,13 +45,11 @@ class CaseShape:
     hw: int
     plain_other: bool = False   # the second operand of a binary op skips the layout prefix
     launch: bool = False
-    copies: int = 1             # test models hold this many independent copies (replicate)
 
     @property
     def label(self) -> str:
         return (f"c{self.c}hw{self.hw}" + ("-plainother" if self.plain_other else "")
-                + ("-launch" if self.launch else "")
-                + (f"-x{self.copies}" if self.copies > 1 else ""))
+                + ("-launch" if self.launch else ""))
 
     def to_dict(self) -> dict:
         d = {"c": self.c, "h": self.hw, "w": self.hw}
@@ -59,8 +57,6 @@ class CaseShape:
             d["other_operand"] = "no prefix"
         if self.launch:
             d["probe"] = "launch: whole runs, net of a model with no kernel"
-        if self.copies > 1:
-            d["copies"] = self.copies
         return d
 
 
@@ -351,41 +347,6 @@ def build_case(steps, shape: CaseShape, *, prefix: str | None = None, suffix: st
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8 if opset == 17 else 9
     return model
-
-
-def replicate(model, copies: int):
-    """``model`` with ``copies`` independent copies of its graph side by side, each with its
-    own inputs, weights and outputs: a launch probe's difference of one launch becomes
-    ``copies`` launches, above the noise of a whole run.  Copy 0 keeps every name (so roles
-    found on the single model still name its nodes); copy i appends ``_r{i}`` to each."""
-    from onnx import helper
-
-    if copies <= 1:
-        return model
-    g = model.graph
-    nodes, inputs, outputs, inits = [], [], [], []
-    for i in range(copies):
-        def rn(name, i=i):
-            return name if i == 0 or not name else f"{name}_r{i}"
-
-        for n in g.node:
-            c = helper.make_node(n.op_type, [rn(x) for x in n.input],
-                                 [rn(x) for x in n.output], name=rn(n.name))
-            c.attribute.extend(n.attribute)
-            nodes.append(c)
-        for values, out in ((g.input, inputs), (g.output, outputs)):
-            out += [helper.make_tensor_value_info(
-                rn(v.name), v.type.tensor_type.elem_type,
-                [d.dim_value for d in v.type.tensor_type.shape.dim]) for v in values]
-        for t in g.initializer:
-            c = type(t)()
-            c.CopyFrom(t)
-            c.name = rn(t.name)
-            inits.append(c)
-    out = helper.make_model(helper.make_graph(nodes, g.name, inputs, outputs, inits),
-                            opset_imports=list(model.opset_import))
-    out.ir_version = model.ir_version
-    return out
 
 
 def _opset(nodes) -> int:

@@ -54,10 +54,6 @@ def add_parser(sub):
                         "costs one kernel launch and a separate pair two (default: 4x2 on "
                         "tvm-llvm; on ort-cpu the blocked layout's block of channels at 2x2, "
                         "16x2 with AVX-512)")
-    p.add_argument("--launch-copies", type=int, default=None, metavar="K",
-                   help="independent copies of the pattern in each launch-probe model, so "
-                        "that a saved launch counts K times against a run's noise (default: "
-                        "8 on ort-cpu, 1 on tvm-llvm)")
     p.add_argument("--repeats", type=int, default=3,
                    help="fresh sessions per test model, interleaved (default 3)")
     p.add_argument("--whole-runs", action="store_true",
@@ -100,8 +96,6 @@ def run(args) -> int:
         raise NNMeterError(f"--alpha must be positive, got {args.alpha}")
     if args.repeats < 1:
         raise NNMeterError(f"--repeats must be at least 1, got {args.repeats}")
-    if args.launch_copies is not None and args.launch_copies < 1:
-        raise NNMeterError(f"--launch-copies must be at least 1, got {args.launch_copies}")
     shapes = parse_shapes(args.shapes) if args.shapes else None
     launch = {"auto": "auto", "none": None}.get(args.launch_shape)
     if args.launch_shape not in ("auto", "none"):
@@ -130,7 +124,7 @@ def run(args) -> int:
     tester = RuleTester(backend, alpha=args.alpha, store=store, config=config,
                         budget_s=args.budget, progress=progress, observe=not args.no_observe,
                         repeats=args.repeats, how="session" if args.whole_runs else "kernels",
-                        shapes=shapes, launch=launch, launch_copies=args.launch_copies)
+                        shapes=shapes, launch=launch)
     rules = tester.detect(patterns, graphs, known=known)
     if progress is not None:
         progress.close()
