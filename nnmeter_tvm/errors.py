@@ -42,6 +42,11 @@ class BundleError(NNMeterError, ValueError):
     """A predictor bundle is missing, corrupted or of another feature-schema version."""
 
 
+class MismatchWarning(UserWarning):
+    """A predictor bundle was built on another CPU or backend version: predictions may be off.
+    Every report of that predictor carries the same text (``Report.warnings``)."""
+
+
 class BudgetExceededError(NNMeterError, RuntimeError):
     """A predicted latency exceeds the latency budget the user set."""
 

@@ -139,6 +139,32 @@ def test_other_cpu_and_backend_version_warn(saved):
     assert any("Some Other CPU" in w for w in report.warnings)
 
 
+def test_the_cli_prints_a_bundle_mismatch_once_in_its_report(tmp_path):
+    """``predict`` with a bundle built on another CPU: the report says so, once, and stderr has
+    no Python warning with a source line beside it (the Python API still warns).  A real
+    process: pytest would capture the warning itself."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import nnmeter_tvm
+    from nnmeter_tvm.errors import MismatchWarning
+
+    package = Path(nnmeter_tvm.__file__).parent
+    out = tmp_path / "bundle"
+    shutil.copytree(package / "predictors" / "bundles" / "ort-cpu", out)
+    _edit_meta(out, **{"machine.cpu_model": "Some Other CPU"})
+    with pytest.warns(MismatchWarning, match="Some Other CPU"):
+        load_bundle(out)
+    example = package / "zoo" / "examples" / "mobilenetv2.onnx"
+    run = subprocess.run([sys.executable, "-m", "nnmeter_tvm", "predict", str(example),
+                          "--predictor", str(out)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("Some Other CPU") == 1
+    assert run.stderr == ""
+
+
 def test_other_cpu_warning_names_a_shipped_bundle_built_on_this_cpu(saved, monkeypatch):
     """The warning says what to use instead: a shipped bundle of the backend built on this
     CPU model when there is one (by name), else the build command."""

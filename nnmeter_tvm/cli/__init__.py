@@ -2,15 +2,16 @@
 
 Each subcommand lives in its own module ``nnmeter_tvm/cli/<name>.py`` with ``add_parser(sub)``
 and ``run(args) -> int``.  User errors (any :class:`NNMeterError`) print one line and exit 2;
-``--debug`` shows the traceback instead.
+``--debug`` shows the traceback instead.  Warnings print one line each.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+import warnings
 
-from ..errors import NNMeterError
+from ..errors import MismatchWarning, NNMeterError
 
 # In the order ``--help`` lists them: the pipeline's order.
 COMMANDS = ("zoo", "graph", "measure", "detect_rules", "kernels", "build", "predict", "check")
@@ -43,7 +44,12 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            # the reports print a bundle's mismatch warnings; any other warning: one line
+            warnings.filterwarnings("ignore", category=MismatchWarning)
+            warnings.showwarning = lambda message, *_a, **_k: print(
+                f"nnmeter-tvm {args.command}: warning: {message}", file=sys.stderr)
+            return int(args.func(args) or 0)
     except NNMeterError as exc:
         if args.debug:
             raise

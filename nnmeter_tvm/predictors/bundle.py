@@ -25,7 +25,7 @@ import shutil
 import warnings as _warnings
 from pathlib import Path
 
-from ..errors import BundleError, unknown_name
+from ..errors import BundleError, MismatchWarning, unknown_name
 from .cost_model import FamilyModel
 from .fallback import GenericModel, baseline_from_dict
 
@@ -186,7 +186,7 @@ def load_bundle(directory, check_machine: bool = True, models: bool = True):
                               "rebuild the bundle") from None
     warns = _mismatch_warnings(meta, backend) if check_machine else []
     for w in warns:
-        _warnings.warn(w, stacklevel=3)
+        _warnings.warn(w, MismatchWarning, stacklevel=3)
     meta["source"] = str(root)
     return Predictor(backend, rules_file=rules_file, models=loaded,
                      fallback=GenericModel.from_dict(meta["fallback"]) if meta.get("fallback")
