@@ -159,7 +159,8 @@ def test_the_cli_prints_a_bundle_mismatch_once_in_its_report(tmp_path):
         load_bundle(out)
     example = package / "zoo" / "examples" / "mobilenetv2.onnx"
     run = subprocess.run([sys.executable, "-m", "nnmeter_tvm", "predict", str(example),
-                          "--predictor", str(out)], capture_output=True, text=True, timeout=120)
+                          "--predictor", str(out)], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)  # not the checkout, whose nnmeter_tvm/ lacks rules/
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("Some Other CPU") == 1
     assert run.stderr == ""
