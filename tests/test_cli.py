@@ -38,6 +38,15 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "junk.onnx" in err and "Traceback" not in err
 
 
+def test_kernels_names_an_unknown_backend_first(tmp_path, capsys):
+    """``kernels --backend foo`` says that foo is no backend (not that --rules is missing)."""
+    path = small_model(tmp_path / "m.onnx")
+    assert main(["kernels", str(path), "--backend", "foo"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("nnmeter-tvm kernels: error: unknown backend 'foo'; "
+                   "valid: ort-cpu, tvm-llvm")
+
+
 def test_kernels_truth_lists_the_backends_own_kernels_through_the_cli(tmp_path, capsys):
     """The README's `nnmeter-tvm kernels MODEL --truth --json` (no rules needed)."""
     path = small_model(tmp_path / "m.onnx")
