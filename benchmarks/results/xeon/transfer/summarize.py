@@ -1,13 +1,14 @@
-"""transfer.json + transfer-w10.json -> summary.md: ±10 % on the Xeon's 680 models per arm and
+"""transfer.json + transfer-w10.json + transfer-ratio.json -> summary.md: ±10 % on the Xeon's 680 models per arm and
 number of Xeon samples, mean and range over the three subsets (seeds)."""
 import json
 from collections import defaultdict
 
-rows = json.load(open("transfer.json")) + json.load(open("transfer-w10.json"))
+rows = [r for f in ("transfer.json", "transfer-w10.json", "transfer-ratio.json")
+        for r in json.load(open(f))]
 by = defaultdict(list)
 for r in rows:
     by[(r["arm"], r["n"])].append(r)
-arms = ["scratch", "scaled", "pooled", "pooled-w10"]
+arms = ["scratch", "scaled", "pooled", "pooled-w10", "ratio-w10"]
 sizes = sorted({n for _, n in by})
 lines = ["| Xeon samples | " + " | ".join(arms) + " |",
          "| ---: | " + " | ".join("---:" for _ in arms) + " |"]

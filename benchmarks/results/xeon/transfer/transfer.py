@@ -10,8 +10,11 @@ the overhead refitted on the Xeon bundle's calibration models:
   pooled    trained on the N Xeon samples plus every AMD sample, each AMD sample's time
             times its family's ratio (as in scaled)
   pooled-w10  the same with each of the N Xeon samples counted ten times
+  ratio-w10   as pooled-w10, but each AMD sample's time times a per-kernel ratio: a small
+              XGBoost model of log(Xeon time / AMD cost-model time) per family, fitted on the
+              N samples (the family's median ratio where it has fewer than 10)
 
-    [ARMS=scratch,scaled,pooled] python transfer.py ort-cpu-xeon ort-cpu TRUTH.json OUT.json [N ...]
+    [ARMS=scratch,scaled,pooled] python transfer.py XEON_BUNDLE ort-cpu TRUTH.json OUT.json [N ...]
 """
 import json
 import sys
@@ -65,6 +68,45 @@ def ratios(rows):
     return {f: float(np.median(v)) for f, v in by.items()}
 
 
+def ratio_models(rows):
+    """Per family: a small XGBoost model of log(Xeon time / AMD cost-model time) over ``rows``
+    (the per-kernel ratio), or None where a family has too few rows."""
+    import xgboost as xgb
+    p = amd_pred(rows)
+    by = defaultdict(list)
+    for r, q in zip(rows, p):
+        if np.isfinite(q) and q > 0:
+            by[r["family"]].append((r["raw"], np.log(r["ms"] / q)))
+    out = {}
+    for fam, pairs in by.items():
+        if len(pairs) < 10:
+            continue
+        x = features.encode(fam, np.array([a for a, _ in pairs], dtype=np.float64))
+        y = np.array([b for _, b in pairs])
+        out[fam] = xgb.train({"max_depth": 3, "eta": 0.1, "subsample": 0.8, "nthread": 1,
+                              "min_child_weight": 3}, xgb.DMatrix(x, label=y), 100)
+    return out
+
+
+def ratio_scaled(rows, models, fallback):
+    """``rows`` (AMD samples) with each time times its predicted Xeon/AMD ratio."""
+    import xgboost as xgb
+    out = [dict(r) for r in rows]
+    by = defaultdict(list)
+    for i, r in enumerate(rows):
+        by[r["family"]].append(i)
+    for fam, idx in by.items():
+        m = models.get(fam)
+        if m is None:
+            f = np.full(len(idx), fallback.get(fam, float(np.median(list(fallback.values())))))
+        else:
+            x = features.encode(fam, np.array([rows[i]["raw"] for i in idx], dtype=np.float64))
+            f = np.exp(m.predict(xgb.DMatrix(x)))
+        for i, k in zip(idx, f):
+            out[i]["ms"] = rows[i]["ms"] * float(k)
+    return out
+
+
 def score(pred):
     r = pred / meas
     level = float(np.median(r))
@@ -101,6 +143,8 @@ for n in sizes:
         scaled = [dict(s, ms=s["ms"] * k.get(s["family"], med)) for s in sa]
         arms = {"scaled": scaled, "pooled": pick + scaled,
                 "pooled-w10": pick * 10 + scaled}
+        if "ratio-w10" in ARMS:
+            arms["ratio-w10"] = pick * 10 + ratio_scaled(sa, ratio_models(pick), k)
         for arm in ARMS_T:
             rows = arms[arm]
             rt2 = lofo.Retrainer(PX, rows, cfg_x, bx)
