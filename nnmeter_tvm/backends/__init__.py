@@ -19,13 +19,18 @@ _REGISTRY = {
 BACKENDS = tuple(_REGISTRY)
 
 
-def get_backend(name: str, *, config: ProtocolConfig | None = None) -> Backend:
-    """The backend called ``name`` (one of :data:`BACKENDS`); raises UnknownNameError."""
+def known_backend(name: str) -> str:
+    """``name`` if it is one of :data:`BACKENDS` (no runtime imported); else UnknownNameError."""
     if name not in _REGISTRY:
         raise unknown_name("backend", name, BACKENDS)
-    module, cls = _REGISTRY[name]
+    return name
+
+
+def get_backend(name: str, *, config: ProtocolConfig | None = None) -> Backend:
+    """The backend called ``name`` (one of :data:`BACKENDS`); raises UnknownNameError."""
+    module, cls = _REGISTRY[known_backend(name)]
     return getattr(importlib.import_module(module), cls)(config=config)
 
 
 __all__ = ["BACKENDS", "Backend", "KernelTruth", "Measurement", "ProtocolConfig", "Runner",
-           "TruthKernel", "get_backend"]
+           "TruthKernel", "get_backend", "known_backend"]

@@ -39,14 +39,14 @@ def add_parser(sub):
 def run(args) -> int:
     from nnmeter_tvm.rules import load
 
-    from ..backends import BACKENDS
-    from ..errors import NNMeterError, unknown_name
+    from ..backends import known_backend
+    from ..errors import NNMeterError
     from ..kernels.partition import partition_with_decisions
     from ..onnx_import import load_graph, parse_input_shapes
     from .kernels_truth import run_truth
 
-    if args.backend and args.backend not in BACKENDS:  # before anything else it would explain
-        raise unknown_name("backend", args.backend, BACKENDS)
+    if args.backend:  # an unknown name first, before anything else it would explain
+        known_backend(args.backend)
     if args.truth:
         args.backend = args.backend or "ort-cpu"
         return run_truth(args)
