@@ -41,6 +41,7 @@ class FakeBackend:
     name = "ort-cpu"
     config = None
     profile_sessions = 1
+    launch_ms, flops_per_ms, bytes_per_ms = 0.002, 1e9, 4e9
 
     def __init__(self):
         self.rules = from_dict(RULES)
@@ -59,8 +60,8 @@ class FakeBackend:
             names = features.feature_names(family)
             flops = x[names.index("flops")]
             moved = sum(x[names.index(c)] for c in ("bytes_in", "bytes_weight", "bytes_out"))
-            out.append(TruthKernel(k.name, k.type, tuple(k.nodes), k.inserted,
-                                   0.002 + flops / 1e9 + moved / 4e9))
+            out.append(TruthKernel(k.name, k.type, tuple(k.nodes), k.inserted, self.launch_ms
+                                   + flops / self.flops_per_ms + moved / self.bytes_per_ms))
         return out
 
     def truth(self, model, timed=True):
@@ -631,7 +632,7 @@ def test_extend_misuse_is_one_line(tmp_path, capsys):
 
     assert main(["build", "--extend", "ort-cpu", "--retrain", "ort-cpu", "-o",
                  str(tmp_path)]) == 2
-    assert "--retrain or --extend, not both" in capsys.readouterr().err
+    assert "--retrain and --extend do not go together" in capsys.readouterr().err
     assert main(["build", "--extend", "ort-cpu", "--grid", "cnn", "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "--grid wide" in err and "\n" not in err

@@ -376,6 +376,7 @@ class BuildResult:
     rounds: list = field(default_factory=list)
     overhead: dict = field(default_factory=dict)
     drifted: int = 0   # profiled models timed while the machine was loaded: no samples
+    carried: int = 0   # samples carried from another machine's bundle (``transfer``)
 
 
 class Builder:
@@ -404,6 +405,8 @@ class Builder:
         self._phase_start = self.start
         self.features = None
         self.predictor = None
+        self.carried: list[dict] = []  # another machine's samples, rescaled (``transfer``)
+        self.transferred: dict | None = None  # ... and what they came from
 
     # -- helpers
     def new_log(self, path) -> SampleLog:
@@ -542,6 +545,11 @@ class Builder:
     def samples(self) -> list[dict]:
         return [r for u in self.log.units.values() for r in self.rows(u)]
 
+    def training_samples(self) -> list[dict]:
+        """What the cost models are fitted on: this machine's samples and those carried from
+        another (:mod:`.transfer`)."""
+        return self.samples() + self.carried
+
     def _budget_left(self) -> int:
         return self.config.max_samples - self.log.kernel_measurements()
 
@@ -672,7 +680,7 @@ class Builder:
         from .training import train_family
 
         by_family = defaultdict(list)
-        for s in self.samples():
+        for s in self.training_samples():
             by_family[s["family"]].append(s)
         results = {}
         for family, rows in sorted(by_family.items()):
@@ -919,7 +927,7 @@ class Builder:
         # the generic fallback: FLOPs and bytes of every sample, all families together
         stats, ms = [], []
         by_family = defaultdict(list)
-        for s in samples:
+        for s in self.training_samples():
             by_family[s["family"]].append(s)
         for family, rows in by_family.items():
             x = features.encode(family, np.array([r["raw"] for r in rows]))
@@ -971,6 +979,8 @@ class Builder:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         build_meta["samples"] = self.log.export(Path(out_dir) / SAMPLES_FILE)
         build_meta["calibration_ms"] = dict(sorted(self.calib_ms.items()))
+        if self.transferred:
+            build_meta["transferred_from"] = self.transferred
         if source is not None:
             build_meta["extended_from" if source.get("extended") else "retrained_from"] = \
                 source["record"]
@@ -985,7 +995,8 @@ class Builder:
                            + ", ".join(f"{k} {v:.0f} s" for k, v in self.phases.items()) + ")")
         return BuildResult(Path(out_dir), seconds, self.log.kernel_measurements(), len(samples),
                            {f: {"samples": r.samples, "heldout": r.heldout}
-                            for f, r in results.items()}, history, overhead, drifted)
+                            for f, r in results.items()}, history, overhead, drifted,
+                           len(self.carried))
 
 
 def _frac(values) -> float | None:
@@ -1002,6 +1013,11 @@ def bundle_builder(predictor) -> "Builder":
 
     build_meta = predictor.meta.get("build") or {}
     own = build_meta.get("samples") or {}
+    if build_meta.get("transferred_from"):
+        raise BundleError(f"predictor {predictor.name!r} was transferred from "
+                          f"{build_meta['transferred_from'].get('bundle')!r}: its cost models "
+                          "were fitted on that bundle's samples too, which it does not carry; "
+                          "build it again with --transfer-from instead")
     if not (own.get("file") and predictor.meta.get("source")):
         raise BundleError(f"predictor {predictor.name!r} carries no kernel samples (a "
                           "bundle built before samples.jsonl.gz was shipped); rebuild it")

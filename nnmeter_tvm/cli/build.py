@@ -4,7 +4,8 @@
 (with ``--reprofile``: profiling the same models again first; ``--reprofile-stale``: only those
 written differently now); ``--extend BUNDLE`` measures the wide grid's layers the bundle lacks
 and trains again on all its samples (with ``--models M.onnx ...``: profiles those models instead
-and adds their kernels)."""
+and adds their kernels); ``--transfer-from BUNDLE`` times part of another machine's bundle's plan
+here and carries that bundle's samples over with them (``builder.transfer``)."""
 from __future__ import annotations
 
 import sys
@@ -57,16 +58,25 @@ def add_parser(sub):
                         "differently from when they were profiled (e.g. a conv's add now reads "
                         "a conv's output, which onnxruntime fuses in its blocked layout); the "
                         "others and the calibration times are kept")
+    p.add_argument("--transfer-from", default=None, metavar="BUNDLE",
+                   help="a bundle for this machine in a fraction of a build's time: time "
+                        "--max-samples kernels of BUNDLE's own plan here (default 1300: its "
+                        "in-situ zoo models, then its packs) and carry BUNDLE's samples (a name "
+                        "or folder built on another machine) over, each rescaled by how this "
+                        "machine's times differ from BUNDLE's cost models, kernel by kernel")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..builder.build import build, extend, retrain
+    from ..builder.transfer import DEFAULT_SAMPLES, transfer
     from ..onnx_import import parse_input_shapes
 
-    if args.retrain and args.extend:
-        print("error: give --retrain or --extend, not both", file=sys.stderr)
+    modes = [f for f, v in (("--retrain", args.retrain), ("--extend", args.extend),
+                            ("--transfer-from", args.transfer_from)) if v]
+    if len(modes) > 1:
+        print(f"error: {' and '.join(modes)} do not go together; give one", file=sys.stderr)
         return 2
     if args.models and not args.extend:
         print("error: --models needs --extend BUNDLE (the bundle to add their kernels to)",
@@ -80,6 +90,11 @@ def run(args) -> int:
         result = retrain(args.retrain, args.output, progress=not args.quiet,
                          reprofile=args.reprofile, rules_file=args.rules,
                          reprofile_stale=args.reprofile_stale)
+    elif args.transfer_from:
+        result = transfer(args.transfer_from, args.output, store=args.store,
+                          progress=not args.quiet, rules_file=args.rules, seed=args.seed,
+                          max_samples=args.max_samples or DEFAULT_SAMPLES,
+                          expect_backend=args.backend, minutes=args.minutes)
     elif args.reprofile or args.reprofile_stale:
         flag = "--reprofile" if args.reprofile else "--reprofile-stale"
         print(f"error: {flag} needs --retrain BUNDLE", file=sys.stderr)
@@ -100,6 +115,9 @@ def run(args) -> int:
                        progress=not args.quiet, rules_file=args.rules, **overrides)
     print(f"bundle {result.bundle}: {result.measurements} kernels timed, {result.samples} "
           f"usable as samples, in {result.seconds:.0f} s")
+    if result.carried:
+        print(f"  carried from {args.transfer_from}: {result.carried} samples, each rescaled "
+              "by this machine's ratio (the families' counts below include them)")
     for family, info in sorted(result.by_family.items()):
         h = info["heldout"]
         acc = f"{100 * h['acc10']:.1f}% within ±10% (n={h['n']})" if h else "fallback"
