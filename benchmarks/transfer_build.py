@@ -2,12 +2,16 @@
 (``nnmeter-tvm build --transfer-from``), against a full build from scratch, on one ground truth.
 
     python benchmarks/transfer_build.py [--backend ort-cpu] [--source ort-cpu]
-        [--samples 100 300 1000] [--seeds 0] [--packs-only] [--scratch N ...] [--full] [--measure-truth | --truth FILE]
-        [--also BUNDLE ...] [--keep DIR] [--built DIR] [--out DIR]
+        [--samples 100 300 1000] [--seeds 0] [--packs-only] [--scratch N ...] [--full]
+        [--measure-truth | --truth FILE] [--quick] [--also BUNDLE ...] [--keep DIR]
+        [--built DIR] [--out DIR]
 
 Each transfer build starts from an empty sample log and measurement store (a temporary folder),
-so it measures everything it uses, calibration models included.  ``--full`` adds a default
-build from scratch (``build_from_scratch.build_runs``).  The ground truth is ``--truth`` (an
+so it measures everything it uses, calibration models included.  ``--packs-only`` leaves the
+source's in-situ zoo models out of the transfers' plans; ``--scratch N`` adds ordinary builds
+with a budget of N kernels (what the same kernels give without the source's samples); ``--full``
+adds a default build from scratch (``build_from_scratch.build_runs``); ``--built DIR`` scores
+the bundles an earlier run kept (``--keep``) beside the new ones.  The ground truth is ``--truth`` (an
 evaluate results file) or, with ``--measure-truth``, the evaluation's models measured right
 after the builds (``evaluate.py`` with an empty store; the truth's own files go to
 ``OUT/truth/``): on a shared host whose speed moves by 10 % in an hour, a bundle is best scored
@@ -84,14 +88,15 @@ def bundle_info(path: Path) -> dict:
     return info
 
 
-def measure_truth(backend: str, bundle: Path, out: Path) -> Path:
-    """The evaluation's models measured now (an empty store), scored on ``bundle``."""
+def measure_truth(backend: str, bundle: Path, out: Path, quick: bool) -> Path:
+    """The evaluation's models measured now (an empty store; ``quick``: its --quick models),
+    scored on ``bundle``."""
     out.mkdir(parents=True, exist_ok=True)
     args = ["--backend", backend, "--predictor", str(bundle), "--no-lofo",
-            "--store", str(out / "measurements.sqlite"), "--out", str(out)]
+            "--store", str(out / "measurements.sqlite"), "--out", str(out)] + ["--quick"] * quick
     if evaluate.main(args) != 0:
         raise SystemExit("transfer_build: measuring the ground truth failed")
-    return out / f"evaluate-{backend}.json"
+    return out / f"evaluate-{backend}{'-quick' * quick}.json"
 
 
 def overall(scored: dict) -> dict:
@@ -129,12 +134,12 @@ def level_out(result_file: Path) -> float:
     return float(100 * np.mean(np.abs(r / np.median(r) - 1) <= 0.10))
 
 
-def score_row(backend: str, name: str, bundle, truth: Path, work: Path) -> dict:
+def score_row(backend: str, name: str, bundle, truth: Path, work: Path, quick: bool) -> dict:
     dest = work / f"eval-{name}"
-    scored = build_from_scratch.score(backend, bundle, truth, dest)
+    scored = build_from_scratch.score(backend, bundle, truth, dest, quick)
     return {"name": name, "bundle": str(bundle), "scored": overall(scored),
             "families": scored["accuracy"], "truth_from": scored["truth_from"],
-            "level_out_acc10": level_out(dest / f"evaluate-{backend}.json")}
+            "level_out_acc10": level_out(dest / f"evaluate-{backend}{'-quick' * quick}.json")}
 
 
 def main(argv=None) -> int:
@@ -151,6 +156,8 @@ def main(argv=None) -> int:
     p.add_argument("--truth", type=Path, default=None, help="evaluate results file to score on")
     p.add_argument("--measure-truth", action="store_true",
                    help="measure the evaluation's models after the builds, to score on")
+    p.add_argument("--quick", action="store_true",
+                   help="the truth of evaluate.py --quick's models (measured or given)")
     p.add_argument("--also", nargs="*", default=[], help="other bundles to score beside")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--built", type=Path, default=None,
@@ -190,11 +197,12 @@ def main(argv=None) -> int:
         if args.built:  # bundles an earlier run kept
             builds = [(d.name, d, bundle_info(d)) for d in sorted(args.built.iterdir())
                       if (d / "bundle.json").is_file()] + builds
-        truth = args.truth or measure_truth(args.backend, builds[0][1], args.out / "truth")
-        rows = [dict(info, **score_row(args.backend, name, path, truth, tmp))
+        truth = args.truth or measure_truth(args.backend, builds[0][1], args.out / "truth",
+                                            args.quick)
+        rows = [dict(info, **score_row(args.backend, name, path, truth, tmp, args.quick))
                 for name, path, info in builds]
-        rows.append(score_row(args.backend, f"{source} as is", source, truth, tmp))
-        rows += [score_row(args.backend, b, b, truth, tmp) for b in args.also]
+        rows.append(score_row(args.backend, f"{source} as is", source, truth, tmp, args.quick))
+        rows += [score_row(args.backend, b, b, truth, tmp, args.quick) for b in args.also]
     result = {"backend": args.backend, "source": source,
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "machine": describe_machine(), "truth": str(truth),
