@@ -188,6 +188,7 @@ def test_other_cpu_warning_names_a_shipped_bundle_built_on_this_cpu(saved, monke
         warnings.simplefilter("always")
         loaded = load_bundle(out)
     assert f"nnmeter-tvm build --backend {backend} -o DIR" in loaded.warnings[0]
+    assert "nnmeter-tvm build --transfer-from BUNDLE -o DIR" in loaded.warnings[0]
 
 
 def test_unknown_predictor_name_lists_valid():

@@ -237,14 +237,17 @@ def _mismatch_warnings(meta: dict, backend: str) -> list[str]:
 
 def _remedy(backend: str, cpu_model: str) -> str:
     """What to use instead of a bundle built on another CPU: a shipped bundle of ``backend``
-    built on this CPU model, else a build here.  Why say it: across CPUs the kernels' relative
-    costs change (the AMD EPYC bundle priced 680 zoo models measured on an Intel Xeon within
-    ±10 % for 50 % of them, a build on the Xeon for 92 %:
+    built on this CPU model, else a build here, or a transfer from the bundle (on the Xeon: 43 %
+    of a full build's time, 86-88 % of the zoo within ±10 % against 88.6 %).  Why say it:
+    across CPUs the kernels' relative costs change (the AMD EPYC bundle priced 680 zoo models
+    measured on an Intel Xeon within ±10 % for 50 % of them, a build on the Xeon for 92 %:
     ``benchmarks/results/xeon/README.md``)."""
     for name, (other, cpu) in _shipped_machines().items():
         if other == backend and cpu == cpu_model:
             return f"the shipped bundle {name!r} was built on this CPU (--predictor {name})"
-    return f"build one here with `nnmeter-tvm build --backend {backend} -o DIR`"
+    return (f"build one here with `nnmeter-tvm build --backend {backend} -o DIR`, or in less "
+            "than half its time from this bundle with `nnmeter-tvm build --transfer-from BUNDLE "
+            "-o DIR` (benchmarks/results/xeon/transfer-build/)")
 
 
 def shipped_names() -> list[str]:
