@@ -35,8 +35,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def build_runs(backend: str, out: Path, minutes: float | None, runs: int, grid: str,
-               seed: int) -> list[dict]:
-    """``nnmeter-tvm build`` ``runs`` times into ``out`` with a fresh log and store."""
+               seed: int, max_samples: int | None = None) -> list[dict]:
+    """``nnmeter-tvm build`` ``runs`` times into ``out`` with a fresh log and store (in
+    ``out``'s parent folder); ``max_samples``: the kernel budget (None: the backend's)."""
     work = out.parent
     env = dict(os.environ, NNMETER_TVM_STORE=str(work / "measurements.sqlite"))
     done = []
@@ -46,6 +47,8 @@ def build_runs(backend: str, out: Path, minutes: float | None, runs: int, grid: 
                "--seed", str(seed), "--quiet"]
         if minutes is not None:
             cmd += ["--minutes", str(minutes)]
+        if max_samples is not None:
+            cmd += ["--max-samples", str(max_samples)]
         t = time.monotonic()
         code = subprocess.run(cmd, env=env).returncode
         if code != 0:  # e.g. every profile drifted: the build said why on stderr

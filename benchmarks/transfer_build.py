@@ -27,7 +27,6 @@ import datetime
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,17 +58,12 @@ def transfer_run(source: str, n: int, seed: int, out: Path, zoo_first: bool) -> 
 
 
 def scratch_run(backend: str, n: int, seed: int, out: Path) -> dict:
-    """An ordinary build (no source) with a budget of ``n`` kernels, from an empty log and
-    store: what the same few kernels give without another machine's samples."""
-    env = dict(os.environ, NNMETER_TVM_STORE=str(out.parent / f"store-{out.name}.sqlite"))
-    cmd = [sys.executable, "-m", "nnmeter_tvm", "build", "--backend", backend, "--max-samples",
-           str(n), "--seed", str(seed), "-o", str(out), "--quiet",
-           "--store", str(out.parent / f"samples-{out.name}.jsonl")]
-    t = time.monotonic()
-    if subprocess.run(cmd, env=env).returncode != 0:
-        raise SystemExit(f"transfer_build: {' '.join(cmd[2:])} failed")
-    return dict(bundle_info(out), samples_asked=n, seed=seed,
-                wall_s=round(time.monotonic() - t, 1))
+    """An ordinary build (no source) with a budget of ``n`` kernels into ``out``, from an empty
+    log and store (in ``out``'s parent): what the same few kernels give without another
+    machine's samples."""
+    runs = build_from_scratch.build_runs(backend, out, None, 1, _grid(backend), seed,
+                                         max_samples=n)
+    return dict(bundle_info(out), samples_asked=n, seed=seed, wall_s=runs[0]["wall_s"])
 
 
 def bundle_info(path: Path) -> dict:
@@ -184,13 +178,14 @@ def main(argv=None) -> int:
         for n in args.scratch:
             for seed in args.seeds:
                 name = f"scratch-{n}-s{seed}"
-                builds.append((name, tmp / name, scratch_run(args.backend, n, seed, tmp / name)))
+                out = tmp / name / "bundle"  # its own log and store beside it
+                builds.append((name, out, scratch_run(args.backend, n, seed, out)))
                 print(f"{name}: {builds[-1][2]['wall_s']:.0f} s", flush=True)
         if args.full:
-            runs = build_from_scratch.build_runs(args.backend, tmp / "full-build", None, 1,
+            out = tmp / "full-build" / "bundle"
+            runs = build_from_scratch.build_runs(args.backend, out, None, 1,
                                                  _grid(args.backend), 0)
-            builds.append(("full-build", tmp / "full-build",
-                           dict(bundle_info(tmp / "full-build"), wall_s=runs[0]["wall_s"])))
+            builds.append(("full-build", out, dict(bundle_info(out), wall_s=runs[0]["wall_s"])))
         if args.keep:  # before the truth, which takes half an hour
             for name, path, _ in builds:
                 shutil.copytree(path, args.keep / name, dirs_exist_ok=True)
