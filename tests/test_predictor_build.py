@@ -77,6 +77,21 @@ class FakeBackend:
         return m
 
 
+class DriftingFirst(FakeBackend):
+    """Every model's first profile drifted (another process loaded the machine)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = set()
+
+    def truth(self, model, timed=True):
+        t = super().truth(model, timed)
+        key = load(model).proto.SerializeToString()
+        drift = 0.01 if key in self.seen else 0.2
+        self.seen.add(key)
+        return KernelTruth(t.backend, t.backend_version, t.model, t.kernels, (), True, drift)
+
+
 @pytest.fixture()
 def setup(tmp_path, monkeypatch):
     rules = tmp_path / "rules.json"
@@ -369,22 +384,7 @@ def test_a_unit_timed_while_the_machine_drifted_gives_no_sample_until_measured_a
     """MEASURE.md: a batch whose reference workload drifted is measured again; the builder
     keeps a drifted unit out of training and times it again before the final fit."""
     cfg, rules, tmp = setup
-
-    class Drifting(FakeBackend):
-        """Every model's first profile drifted (another process loaded the machine)."""
-
-        def __init__(self):
-            super().__init__()
-            self.seen = set()
-
-        def truth(self, model, timed=True):
-            t = super().truth(model, timed)
-            key = load(model).proto.SerializeToString()
-            drift = 0.01 if key in self.seen else 0.2
-            self.seen.add(key)
-            return KernelTruth(t.backend, t.backend_version, t.model, t.kernels, (), True, drift)
-
-    builder = _builder(cfg, rules, tmp, Drifting())
+    builder = _builder(cfg, rules, tmp, DriftingFirst())
     unit = "zoo:resnet:1000:0:32"
     builder.features, builder.predictor = features, None
     builder.insitu()

@@ -6,7 +6,8 @@ import pytest
 from nnmeter_tvm import features, zoo
 from nnmeter_tvm.onnx_import import load_graph
 from nnmeter_tvm.predictors import load_bundle
-from test_predictor_build import FakeBackend, _builder, setup  # noqa: F401 (a fixture)
+# setup: a fixture
+from test_predictor_build import DriftingFirst, FakeBackend, _builder, setup  # noqa: F401
 
 
 class NewMachine(FakeBackend):
@@ -20,14 +21,14 @@ def _truth_ms(backend, model) -> float:
     return 0.03 + sum(k.ms for k in backend._kernels(model))
 
 
-def _moved(setup, monkeypatch, max_samples=80):
+def _moved(setup, monkeypatch, max_samples=80, here=None):
     """(source bundle, transferred bundle, the new machine, the transfer's result)."""
     from nnmeter_tvm.builder.transfer import transfer
 
     cfg, rules, tmp = setup
     _builder(cfg, rules, tmp, FakeBackend()).run(tmp / "source")
     monkeypatch.setenv("NNMETER_TVM_STORE", str(tmp / "new-machine.sqlite"))
-    here = NewMachine()
+    here = here or NewMachine()
     result = transfer(tmp / "source", tmp / "moved", store=tmp / "new.jsonl", progress=False,
                       rules_file=rules, backend=here, max_samples=max_samples)
     return load_bundle(tmp / "source"), load_bundle(tmp / "moved"), here, result
@@ -47,6 +48,19 @@ def test_a_transfer_times_few_kernels_and_prices_the_new_machine(setup, monkeypa
     err_moved = abs(moved.predict_graph(graph).total_ms / truth - 1)
     err_source = abs(source.predict_graph(graph).total_ms / truth - 1)
     assert err_moved < 0.2 and err_moved < err_source / 2
+
+
+def test_a_transfer_times_its_drifted_units_again_before_the_fit(setup, monkeypatch):
+    """As a build does: a unit profiled while the machine drifted gives no sample until it is
+    measured again, which the transfer does while its budget has room (here, for all)."""
+
+    class Drifting(DriftingFirst, NewMachine):  # the new machine, each first profile drifted
+        pass
+
+    _, moved, _, result = _moved(setup, monkeypatch, max_samples=10_000, here=Drifting())
+    drift = moved.meta["build"]["drift"]
+    assert drift["units_measured_again"] > 0 and drift["kernels_timed_again"] > 0
+    assert result.drifted == 0 and result.samples > 0
 
 
 def test_a_transferred_bundle_cannot_be_retrained_from_its_own_samples(setup, monkeypatch):

@@ -517,11 +517,26 @@ class Builder:
     def reprofile(self, units: list[dict]) -> None:
         """Profile ``units`` (log records, e.g. another log's) again into this log, skipping
         those it holds already: the same sample plan, timed here and now."""
+        self.measure_units(units, "reprofile", budget=False)
+
+    def measure_units(self, units: list[dict], phase: str, budget: bool = True) -> int:
+        """Profile ``units`` (log records of a plan, e.g. another log's) into this log in
+        order, skipping those it holds, then measure the drifted ones again
+        (:meth:`retime_drifted`, whose count it returns).  With ``budget`` (a transfer's plan)
+        stop at the deadline or at the first pack the sample budget has no room for (a zoo
+        model too big is passed over); without (the same plan timed again), profile each."""
         for n, unit in enumerate(units):
-            self.progress("reprofile", n + 1, len(units), unit["unit"][:40])
-            if not self.log.done(unit["unit"]):
-                self._measure_unit(unit["unit"], self._unit_model(unit), **_unit_info(unit))
-        self.retime_drifted()
+            self.progress(phase, n + 1, len(units),
+                          f"{self.log.kernel_measurements()} kernels timed")
+            if self.log.done(unit["unit"]):
+                continue
+            if budget and self._left() <= 0:
+                break
+            fits = self._measure_unit(unit["unit"], self._unit_model(unit), **_unit_info(unit))
+            if budget and not fits and unit["kind"] == "pack":
+                break
+            self.retry_calibration()
+        return self.retime_drifted()
 
     def _block(self) -> int:
         layout = getattr(self.predictor.rules, "layout", None)

@@ -10,7 +10,9 @@ the AMD bundle as it is):
 1. **Measure a few kernels here.**  The calibration models (the overhead is this machine's;
    refitted on 16 of the 42, the zoo scored up to 14 points lower), then the source's own sample plan:
    its in-situ zoo models first (the cheapest kernels to time, and real models' layers), then
-   its packs of specs in a random order, until ``max_samples`` kernels are timed.
+   its packs of specs in a random order, until ``max_samples`` kernels are timed; then, as
+   a build does, the units timed while the machine drifted again, while the budget has room
+   (``Builder.measure_units``).
 2. **Learn how this machine differs, kernel by kernel.**  Per kernel family, a small XGBoost
    model of log(time here / the source's cost-model time) over those samples (a family with
    fewer than ``MIN_RATIO_ROWS`` takes its median ratio; a family with none, the median of
@@ -35,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BundleError, MismatchWarning
-from .build import Builder, Progress, _unit_info, bundle_builder
+from .build import Builder, Progress, bundle_builder
 
 MIN_RATIO_ROWS = 10  # a family with fewer samples here takes its median ratio
 RATIO_PARAMS = {"max_depth": 3, "eta": 0.1, "subsample": 0.8, "min_child_weight": 3,
@@ -161,20 +163,7 @@ def transfer(source_bundle, out_dir, store=None, progress: bool = True, rules_fi
     builder.predictor = Predictor(cfg.backend, rules_file=rules_file)
     builder.measure_calibration()
     builder._phase("calibration")
-    plan = source_plan(there.log, seed, zoo_first)
-    for n, unit in enumerate(plan):
-        builder.progress("kernels", n + 1, len(plan),
-                         f"{builder.log.kernel_measurements()} kernels timed")
-        if builder.log.done(unit["unit"]):
-            continue
-        if builder._left() <= 0:
-            break
-        if not builder._measure_unit(unit["unit"], builder._unit_model(unit),
-                                     **_unit_info(unit)):
-            if unit["kind"] == "pack":
-                break  # no room for another pack (a zoo model too big is passed over)
-            continue
-        builder.retry_calibration()
+    retimed = builder.measure_units(source_plan(there.log, seed, zoo_first), "kernels")
     builder._phase("kernels")
     own = builder.samples()
     ratios = KernelRatios(source, features, own, seed)
@@ -184,4 +173,4 @@ def transfer(source_bundle, out_dir, store=None, progress: bool = True, rules_fi
                            "samples_carried": len(builder.carried), "samples_here": len(own),
                            "ratios": ratios.summary()}
     builder._phase("ratios")
-    return builder._fit_and_write(out_dir, [], 0, len(builder.log.drifted_units()))
+    return builder._fit_and_write(out_dir, [], retimed, len(builder.log.drifted_units()))
