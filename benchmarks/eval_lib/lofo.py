@@ -5,8 +5,8 @@ zoo family's layers it was drawn from, so this module attributes each sample its
 conservatively:
 
 - an **in-situ** sample (unit ``zoo:<family>:...``) comes from that family's model;
-- a **grid** sample (origin ``grid``, ``Sampler.grid``, or ``grid-wide``, ``Sampler.wide``) was
-  drawn from no family's layers and is kept for every family;
+- a **grid** sample (origin ``grid``, ``Sampler.grid``, ``grid-wide``, ``Sampler.wide``, or
+  ``grid-ops``, ``Sampler.ops``) was drawn from no family's layers and is kept for every family;
 - a **sampled** spec (the spec its packed model was written for, else the spec read back) is
   attributed to family F when some layer of F's prior models has the same *structure*: every
   field but the channel counts equal (kind, H, W, kernel, stride, padding, depthwise or not,
@@ -67,7 +67,7 @@ class SampleAttribution:
         unit = sample.get("unit", "")
         if unit.startswith("zoo:"):
             out.add(unit.split(":")[1])
-        if sample.get("origin") in ("grid", "grid-wide"):
+        if sample.get("origin") in ("grid", "grid-wide", "grid-ops"):
             return out
         spec = json.loads(sample["target"]) if sample.get("target") else sample.get("spec")
         if not spec:

@@ -49,7 +49,8 @@ from ..backends.protocol import DRIFT_LIMIT, ProtocolConfig, within_drift
 from ..errors import BundleError, MeasurementError, NNMeterError, unknown_name
 from .kernel_models import (build_model, chain_model, pack_specs, scope_of, spec_from_kernel,
                             spec_key, specs_by_scope)
-from .sampler import GRIDS, Sampler, prior_from_kernels, wide_counts, wide_kind
+from .sampler import (EXTEND_GRIDS, GRIDS, OPS_GRID, OPS_PER_OP, Sampler, ops_op,
+                      prior_from_kernels, wide_counts, wide_kind)
 
 
 @dataclass(frozen=True)
@@ -685,6 +686,12 @@ class Builder:
         return sampler.wide({kind: max(0, n - drawn[kind])
                              for kind, n in wide_counts(self.config.wide_samples).items()})
 
+    def ops_specs(self, sampler) -> list[dict]:
+        """The ops grid's specs this build still lacks, op by op."""
+        drawn = Counter(ops_op(s) for u in self.log.units.values()
+                        if u["origin"] == "grid-ops" for s in u["specs"])
+        return sampler.ops({op: max(0, OPS_PER_OP - drawn[op]) for op in OPS_GRID})
+
     def _drawn(self, origin: str) -> int:
         """Specs of ``origin`` already profiled (a resumed build draws only the rest)."""
         return sum(len(u["specs"]) for u in self.log.units.values() if u["origin"] == origin)
@@ -1183,31 +1190,35 @@ def _shapes_for(model, input_shapes: dict | None) -> dict | None:
 def extend(bundle, out_dir, progress: bool = True, grid: str = "wide",
            backend=None, rules_file=None, models=None, input_shapes=None) -> BuildResult:
     """``bundle`` with the family-agnostic samples of ``grid`` that it lacks measured here and
-    now, kind by kind (``wide``: the transformer layers and pads of ``Sampler.wide``), then
-    every cost model trained again on the pooled samples.  Nothing else is drawn (no adaptive
-    round, no drifted unit measured again), so the kernel types the new samples do not touch
-    are trained on the same samples as before; the calibration times are the bundle's.
+    now, kind by kind (``wide``: the transformer layers and pads of ``Sampler.wide``; ``ops``:
+    standalone kernels of the ops no other draw runs, ``Sampler.ops``), then every cost model
+    trained again on the pooled samples.  Nothing else is drawn (no adaptive round, no drifted
+    unit measured again), so the kernel types the new samples do not touch are trained on the
+    same samples as before; the calibration times are the bundle's.
     Resumable: the new units go to ``out_dir/extend.jsonl`` until the bundle is written.
     ``backend``: to measure on (None: the bundle's); ``rules_file``: partition with these
     rules instead of the bundle's.  ``models`` (ONNX paths, ``input_shapes`` for their symbolic
     inputs): profile these instead, whole, and add their own kernels
     (:func:`extend_with_models`): a family the bundle has not seen is then priced from its own
     kernels, as the zoo's families are from their in-situ profiles."""
-    if grid != "wide" and not models:
+    if grid not in EXTEND_GRIDS and not models:
         raise BundleError(f"extend: grid {grid!r} has nothing to add to a bundle; the wide "
-                          "grid adds transformer layers (--grid wide)")
+                          "grid adds transformer layers (--grid wide), the ops grid ops no "
+                          "other draw runs (--grid ops)")
     loaded = load_user_models(list(models), input_shapes) if models else []
     working = Path(out_dir) / "extend.jsonl"
     builder, source, old_units = extension_builder(bundle, working, progress, backend,
                                                    rules_file)
-    builder.config = replace(builder.config, grid=grid)
+    if grid == "wide":  # the bundle now has the wide grid (the ops grid is no build's grid)
+        builder.config = replace(builder.config, grid=grid)
     if loaded:
         extend_with_models(builder, loaded)
     else:
         sampler = builder.sampler([])  # the grids need no prior
+        specs = (builder.wide_specs if grid == "wide" else builder.ops_specs)(sampler)
         builder.config = replace(builder.config, max_samples=builder.log.kernel_measurements()
-                                 + 4 * builder.config.wide_samples)  # room for the new specs
-        builder.measure_specs({"grid-wide": builder.wide_specs(sampler)})
+                                 + 4 * len(specs))  # room for the new specs
+        builder.measure_specs({f"grid-{grid}": specs})
     for unit in builder.log.drifted_units():  # once more, the new ones only
         if unit["unit"] not in old_units:
             builder._measure_unit(unit["unit"], builder._unit_model(unit), **_unit_info(unit))

@@ -29,7 +29,7 @@ EPILOGUE = ("bn", "add", "swish") + _ACTS
 CHANNEL_FIELDS = {"conv": ("cin", "cout"), "gemm": ("cin", "cout"), "pool": ("c",),
                   "gpool": ("c",), "unary": ("c",), "binary": ("c",), "concat": ("cs",),
                   "split": ("sizes",), "pad": ("c",), "softmax": ("len",), "shuffle": ("c",),
-                  "matmul": ("k", "n")}
+                  "matmul": ("k", "n"), "resize": ("c",), "gather": (), "slice": ()}
 
 
 def spec_key(spec: dict) -> str:
@@ -271,6 +271,14 @@ def _write(b, spec: dict, tag: str) -> list[str]:
             x = _epi(b, x, spec.get("epi", ()), inputs, extra)
         else:
             x = b.pad(x, spec["pads"], name="pad")
+    elif kind in ("resize", "gather", "slice"):  # the ops grid's (``Sampler.ops``)
+        inputs = [b.input((1, spec["c"], spec["h"], spec["w"]), name=f"{tag}.in")]
+        if kind == "resize":
+            x = b.resize(inputs[0], spec["scale"], spec["mode"], name="resize")
+        elif kind == "gather":
+            x = b.gather(inputs[0], spec["n"], name="gather")
+        else:
+            x = b.slice(inputs[0], spec["start"], spec["end"], name="slice")
     elif kind == "concat":
         inputs = [b.input((1, c, spec["h"], spec["w"]), name=f"{tag}.in{i}")
                   for i, c in enumerate(spec["cs"])]
@@ -368,6 +376,8 @@ def spec_bytes(spec: dict) -> float:
         elems = (3 if spec.get("skip") else 2) * spec["rows"] * spec["len"]
     elif kind in ("concat", "split"):
         elems = 2 * sum(spec["cs" if kind == "concat" else "sizes"]) * hw
+    elif kind == "resize":
+        elems = (1 + spec["scale"] ** 2) * spec["c"] * hw
     else:  # one input read, one output written (binary: a second input)
         elems = (3 if kind == "binary" else 2) * spec.get("c", 1) * hw
     return 4.0 * elems

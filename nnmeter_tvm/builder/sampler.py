@@ -15,6 +15,9 @@ a standalone bn at 3x3, a projection over many tokens), so the cost models gener
 the families they were drawn from, and leave-one-family-out keeps these samples for every
 family (none was drawn from it).  The **wide** grid (``build --grid wide``) draws, on top of
 it, layers no zoo model runs: those of transformers, and standalone pads (:meth:`Sampler.wide`).
+The **ops** grid (``build --extend BUNDLE --grid ops``) draws standalone kernels of the ops the
+feature schema codes but no other draw runs (tanh, erf, resize, gather...: :meth:`Sampler.ops`),
+so that a cost model prices them from samples of their own.
 """
 
 from __future__ import annotations
@@ -42,6 +45,19 @@ GRID_KINDS = (("conv", 0.30), ("dwconv", 0.15), ("gconv", 0.05), ("gemm", 0.05),
 WIDE_KINDS = (("gemm", 0.20), ("projection", 0.15), ("matmul", 0.15), ("softmax", 0.20),
               ("skipnorm", 0.10), ("residual", 0.10), ("pad", 0.10))
 GRIDS = ("cnn", "wide")
+# the ops grid: (spec kind, op) of the ops the schema's op tables code (features/schema.py)
+# that the zoo and the other grids do not run; without samples of their own, a family's trees
+# price a Resize as a reshape (6-100x low), a Gather up to 20x low, an Exp up to 3x high
+# (results/unseen-ops/).  Not the binary ops: their samples here (standalone, in packs) priced
+# a large Add after them at 2.1x its time, against 1.2x before; Sub and Div are then priced as
+# Add and Mul (about as dear), Pow 6-12x low and flagged.  gelu (an ONNX op since opset 20;
+# exporters write erf) and identity (which onnxruntime removes) are left out too.
+OPS_GRID = (("unary", "clip"), ("unary", "hardsigmoid"), ("unary", "tanh"),
+            ("unary", "leakyrelu"), ("unary", "erf"), ("unary", "sqrt"), ("unary", "exp"),
+            ("resize", "nearest"), ("resize", "linear"), ("gather", None), ("slice", None))
+OPS_PER_OP = 16            # specs of each op the ops grid draws
+EXTEND_GRIDS = ("wide", "ops")  # the grids ``build --extend BUNDLE --grid G`` adds to a bundle
+GRID_RESIZE_HW = (1, 56)   # log-uniform input HW of a resize (its output is 4x larger)
 GRID_HW = (1, 112)         # log-uniform (conv, pool, elementwise inputs)
 GRID_CHANNELS = (4, 1024)  # log-uniform
 GRID_GEMM = (8, 4096)      # log-uniform, input and output features
@@ -157,6 +173,14 @@ class Sampler:
         out = []
         for kind, n in counts.items():
             out += self._draw(n, lambda rng, kind=kind: wide_spec(rng, kind))
+        return out
+
+    def ops(self, counts: dict) -> list[dict]:
+        """Family-agnostic specs of the ops grid: up to ``counts[(kind, op)]`` of each op of
+        ``OPS_GRID``."""
+        out = []
+        for (kind, op), n in counts.items():
+            out += self._draw(n, lambda rng, kind=kind, op=op: ops_spec(rng, kind, op))
         return out
 
     def _draw(self, n: int, draw) -> list[dict]:
@@ -290,3 +314,27 @@ def wide_spec(rng, kind: str) -> dict:
                 "rows": _log_int(rng, *GRID_SOFTMAX_ROWS),
                 "len": _log_int(rng, *GRID_SOFTMAX_LEN)}
     raise ValueError(f"wide-grid kind {kind!r}; valid: {', '.join(k for k, _ in WIDE_KINDS)}")
+
+
+def ops_op(spec: dict) -> tuple:
+    """The (kind, op) of ``OPS_GRID`` an ops-grid spec was drawn as."""
+    kind = spec["kind"]
+    return kind, {"unary": (spec.get("epi") or [None])[0], "resize": spec.get("mode")}.get(kind)
+
+
+def ops_spec(rng, kind: str, op: str | None) -> dict:
+    """One standalone kernel of an ops-grid ``op`` on a CNN activation (grid HW and channels):
+    a one-input op, a 2x resize, a gather of some channels, or a slice of a channel range."""
+    c = _log_int(rng, *GRID_CHANNELS)
+    hw = _log_int(rng, *(GRID_RESIZE_HW if kind == "resize" else GRID_HW))
+    if kind == "unary":
+        return {"kind": "unary", "c": c, "h": hw, "w": hw, "epi": [op]}
+    if kind == "resize":
+        return {"kind": "resize", "mode": op, "scale": 2, "c": min(c, 512), "h": hw, "w": hw}
+    if kind == "gather":
+        return {"kind": "gather", "c": c, "h": hw, "w": hw, "n": int(rng.integers(1, c + 1))}
+    if kind == "slice":
+        start = int(rng.integers(0, c))
+        return {"kind": "slice", "c": c, "h": hw, "w": hw, "start": start,
+                "end": int(rng.integers(start + 1, c + 1))}
+    raise ValueError(f"ops-grid kind {kind!r}; valid: unary, resize, gather, slice")

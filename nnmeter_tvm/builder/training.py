@@ -22,6 +22,12 @@ XGB_PARAMS = {"max_depth": 6, "eta": 0.1, "subsample": 0.9, "colsample_bytree": 
 ROUNDS = 200  # trees per family: prediction time grows with it (see predictors/trees.py)
 SELECT_SPLITS = 5  # random held-out splits the targets are compared on
 LAYOUT_LINES_GAIN = 0.10  # a line per layout must cut the line's held-out error by this much
+# ... and a line per op by this much: a family's ops mostly cost alike per element.  On the AMD
+# bundle's samples a 10 % bar gave elementwise and softmax a line per op (their line errors fell
+# 39 and 24 %), and the zoo within ±10 % fell 97.1 -> 96.2 %, leave-one-family-out 87.9 -> 86.3 %
+# (results/unseen-ops/op-lines-10pct/); a Resize among reshapes and transposes cuts the movement
+# line's error by 75 %
+OP_LINES_GAIN = 0.50
 
 
 def accuracy(pred, true, tol: float) -> float:
@@ -75,22 +81,31 @@ def fit_baseline(family: str, x, ms):
 
 
 def choose_baseline(family: str, x, ms):
-    """(baseline, line errors): one FLOPs/bytes line, or one per layout where that cuts the
-    line's own error on held-out rows (5-fold, mean |log error|) by ``LAYOUT_LINES_GAIN`` or
-    more.  Judged on the line alone, not through the trees, so the choice is stable (the
-    errors of both are kept in the bundle, ``baseline_errors``)."""
+    """(baseline, line errors): one FLOPs/bytes line, or one per layout or per op where that
+    cuts the line's own error on held-out rows (5-fold, mean |log error|) by
+    ``LAYOUT_LINES_GAIN`` / ``OP_LINES_GAIN`` or more (of two that do, the lower error wins).
+    Judged on the line alone, not through the trees, so the choice is stable (the errors are
+    kept in the bundle, ``baseline_errors``)."""
     from .. import features
-    from ..predictors.fallback import GenericModel, LayoutLines, generic_stats, layout_codes
+    from ..predictors.fallback import GenericModel, LayoutLines, OpLines, code_column, generic_stats
 
     x, ms = np.asarray(x), np.asarray(ms, dtype=np.float64)
     one = lambda a, b: GenericModel().fit(generic_stats(features, family, a), b)  # noqa: E731
-    per = lambda a, b: LayoutLines.fit_encoded(family, a, b)  # noqa: E731
-    if len(ms) < 20 or len(np.unique(layout_codes(features, family, x))) < 2:  # all one layout
+    names = features.feature_names(family)
+    split = {name: (kind, gain) for name, kind, gain in
+             (("per_layout", LayoutLines, LAYOUT_LINES_GAIN), ("per_op", OpLines, OP_LINES_GAIN))
+             if kind.FIELD in names and len(ms) >= 20
+             and len(np.unique(code_column(features, family, x, kind.FIELD))) >= 2}
+    if not split:  # all one layout and one op
         return one(x, ms), None
-    errors = {"one_line": _line_error(family, one, x, ms),
-              "per_layout": _line_error(family, per, x, ms)}
-    better = errors["per_layout"] < (1 - LAYOUT_LINES_GAIN) * errors["one_line"]
-    return (per if better else one)(x, ms), errors
+    errors = {"one_line": _line_error(family, one, x, ms)}
+    for name, (kind, _) in split.items():
+        errors[name] = _line_error(family, lambda a, b, k=kind: k.fit_encoded(family, a, b), x, ms)
+    good = [name for name, (_, gain) in split.items()
+            if errors[name] < (1 - gain) * errors["one_line"]]
+    if good:
+        return split[min(good, key=errors.get)][0].fit_encoded(family, x, ms), errors
+    return one(x, ms), errors
 
 
 def _line_error(family: str, fit, x, ms, folds: int = 5) -> float:
@@ -176,18 +191,27 @@ def train_family(family: str, x, ms, keys=None, feature_names=(), seed: int = 0,
     baseline = base_all if best == "logratio" else None
     booster = fit_booster(x, ms, best, seed, rounds, None if baseline is None else base_all_ms)
     info = {"samples": samples, "rows": int(len(ms)), "heldout": by_target[best],
-            "by_target": by_target, "range": training_range(x)}
+            "by_target": by_target, "range": training_range(x, feature_names)}
     if baseline is not None and line_errors:
         info["baseline_errors"] = line_errors
     model = FamilyModel(family, booster, best, feature_names, info, baseline)
     return FamilyResult(family, model, by_target[best], by_target, len(ms), samples, bad)
 
 
-def training_range(x) -> dict:
+def training_range(x, feature_names=()) -> dict:
     """Each feature's lowest and highest value among the rows a model was trained on: trees
-    cannot extrapolate, so a kernel above them is flagged (``FamilyModel.outside``)."""
+    cannot extrapolate, so a kernel above them is flagged (``FamilyModel.outside``).  With
+    ``feature_names``, also the values each code field took (``features.CODE_FIELDS``): a
+    kernel with another is of an op the model never saw (``FamilyModel.unseen``)."""
+    from ..features import CODE_FIELDS
+
     x = np.asarray(x, dtype=np.float64)
-    return {"low": x.min(axis=0).tolist(), "high": x.max(axis=0).tolist()}
+    out = {"low": x.min(axis=0).tolist(), "high": x.max(axis=0).tolist()}
+    codes = {name: sorted(set(x[:, j].tolist())) for j, name in enumerate(feature_names)
+             if name in CODE_FIELDS}
+    if codes:
+        out["codes"] = codes
+    return out
 
 
 # ---- whole-model overhead -----------------------------------------------------------------------

@@ -2,17 +2,18 @@
 
 ``--retrain BUNDLE [BUNDLE ...]`` trains again from the samples bundles carry, measuring nothing
 (with ``--reprofile``: profiling the same models again first; ``--reprofile-stale``: only those
-written differently now); ``--extend BUNDLE`` measures the wide grid's layers the bundle lacks
-and trains again on all its samples (with ``--models M.onnx ...``: profiles those models instead
-and adds their kernels); ``--transfer-from BUNDLE`` times part of another machine's bundle's plan
-here and carries that bundle's samples over with them (``builder.transfer``)."""
+written differently now); ``--extend BUNDLE`` measures the wide grid's layers (with ``--grid
+ops``: the ops grid's) the bundle lacks and trains again on all its samples (with ``--models
+M.onnx ...``: profiles those models instead and adds their kernels); ``--transfer-from BUNDLE``
+times part of another machine's bundle's plan here and carries that bundle's samples over with
+them (``builder.transfer``)."""
 from __future__ import annotations
 
 import sys
 
 
 def add_parser(sub):
-    from ..builder.sampler import GRIDS
+    from ..builder.sampler import EXTEND_GRIDS, GRIDS
 
     p = sub.add_parser("build", help="build a predictor bundle for a backend (sample, measure, "
                                      "train)")
@@ -30,14 +31,17 @@ def add_parser(sub):
                    help="fusion rules to partition with (default rules/<backend>.json; with "
                         "--retrain or --extend: the bundle's)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    p.add_argument("--grid", choices=GRIDS, default=None,
+    p.add_argument("--grid", choices=sorted(set(GRIDS + EXTEND_GRIDS)), default=None,
                    help="family-agnostic samples: cnn, or wide, which adds the layers of "
                         "transformers (gemms over many rows, attention matmuls, softmax, "
-                        "layernorm) on top (default: wide for ort-cpu, cnn for tvm-llvm)")
+                        "layernorm) on top (default: wide for ort-cpu, cnn for tvm-llvm); "
+                        "with --extend: wide, or ops (standalone tanh, erf, exp, resize, "
+                        "gather, slice... that no other draw runs)")
     p.add_argument("--extend", default=None, metavar="BUNDLE",
-                   help="add the wide grid's layers (transformer layers, standalone pads) to "
-                        "BUNDLE (a name or folder built on this machine): measure those it "
-                        "lacks, train again on all its samples, measuring nothing else")
+                   help="add the --grid's layers (default wide: transformer layers, standalone "
+                        "pads) to BUNDLE (a name or folder built on this machine): measure "
+                        "those it lacks, train again on all its samples, measuring nothing "
+                        "else")
     p.add_argument("--models", default=None, nargs="+", metavar="MODEL",
                    help="with --extend: profile these ONNX models on this machine instead of "
                         "the wide grid, and add their kernels as samples (a few models of a "
@@ -70,6 +74,7 @@ def add_parser(sub):
 
 def run(args) -> int:
     from ..builder.build import build, extend, retrain
+    from ..builder.sampler import EXTEND_GRIDS, GRIDS
     from ..builder.transfer import DEFAULT_SAMPLES, transfer
     from ..onnx_import import parse_input_shapes
 
@@ -80,6 +85,10 @@ def run(args) -> int:
         return 2
     if args.models and not args.extend:
         print("error: --models needs --extend BUNDLE (the bundle to add their kernels to)",
+              file=sys.stderr)
+        return 2
+    if args.grid in EXTEND_GRIDS and args.grid not in GRIDS and not args.extend:
+        print(f"error: --grid {args.grid} adds to a built bundle; give --extend BUNDLE",
               file=sys.stderr)
         return 2
     if args.extend:

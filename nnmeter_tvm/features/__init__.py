@@ -13,12 +13,12 @@ from __future__ import annotations
 import numpy as np
 
 from .configs import as_rows, configs_by_family, kernel_config
-from .schema import (FAMILIES, GENERIC_FEATURES, LAYOUT_CODES, SCHEMA_VERSION, conv_family,
-                     family_of, feature_names, generic_columns, raw_fields)
+from .schema import (CODE_FIELDS, FAMILIES, GENERIC_FEATURES, LAYOUT_CODES, SCHEMA_VERSION,
+                     conv_family, family_of, feature_names, generic_columns, raw_fields)
 from ..errors import unknown_name
 from ..extension import REBUILD, load_extension
 
-__all__ = ["SCHEMA_VERSION", "FAMILIES", "GENERIC_FEATURES", "family_of",
+__all__ = ["SCHEMA_VERSION", "FAMILIES", "GENERIC_FEATURES", "CODE_FIELDS", "family_of",
            "conv_family", "feature_names", "raw_fields", "generic_columns", "kernel_config",
            "configs_by_family", "encode", "encode_all", "conv_flops_params", "flops_blocked"]
 

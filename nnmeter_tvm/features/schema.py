@@ -71,6 +71,10 @@ LAYOUT_DIRECTIONS = ("unknown", "to_blocked", "from_blocked")
 # the context field ``layout``: how the partition says the backend runs a kernel ("unknown":
 # the backend has no layout rules, or the kernels were formed elsewhere)
 LAYOUT_CODES = ("unknown", "plain", "blocked")
+# raw fields holding a code, not a size: a code no training row of a family had is an op (or a
+# mode) its cost model never saw, whose trees price it as whichever code their splits put it
+# with; the predictor flags such a kernel and names its op (``FamilyModel.unseen``)
+CODE_FIELDS = ("op_code", "mode")
 
 # anchor op -> family (an op missing here, e.g. ``unknown``, is costed by ``generic``)
 FAMILY_OF_OP: dict[str, str] = {

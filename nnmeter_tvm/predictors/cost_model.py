@@ -10,8 +10,9 @@ Targets (the builder chooses per family by held-out ±10 % accuracy):
   ``ms = base * exp(prediction)``.  Trees cannot extrapolate: beyond the sampled range ``log``
   and ``relerr`` stay at the edge sample's time, while ``logratio`` keeps the edge's ratio to a
   baseline that grows with the work (a 20 ms VGG conv is not priced as the largest sample).
-  The line is fitted per layout the kernels run in (:class:`.fallback.LayoutLines`) where
-  that describes the family clearly better (its backend paths differ ten-fold).
+  The line is fitted per layout the kernels run in (:class:`.fallback.LayoutLines`), or per
+  op (:class:`.fallback.OpLines`), where that describes the family clearly better (its backend
+  paths differ ten-fold; its ops cost differently per element).
 
 Stored as XGBoost's own JSON (``Booster.save_model("x.json")``), never a pickle; the baseline's
 coefficients go in the bundle's metadata.
@@ -56,8 +57,8 @@ def _base(base, like) -> np.ndarray:
 
 class FamilyModel:
     """A trained model for one kernel family (``conv``, ``dwconv``, ...); ``baseline`` is the
-    family's :class:`.fallback.GenericModel` or :class:`.fallback.LayoutLines` (needed by the
-    ``logratio`` target)."""
+    family's :class:`.fallback.GenericModel`, :class:`.fallback.LayoutLines` or
+    :class:`.fallback.OpLines` (needed by the ``logratio`` target)."""
 
     def __init__(self, family: str, booster, target: str, feature_names=(), info=None,
                  baseline=None):
@@ -77,6 +78,11 @@ class FamilyModel:
         n = len(self.feature_names) or None
         self._top = None if not r else \
             np.asarray(r["high"][:n], float) + RANGE_SLACK * np.abs(r["high"][:n])
+        # the values each code field took in training, by column; empty for a bundle that did
+        # not record them
+        self._codes = {self.feature_names.index(name): np.asarray(values, dtype=np.float32)
+                       for name, values in ((r or {}).get("codes") or {}).items()
+                       if name in self.feature_names}
 
     def baseline_ms(self, x) -> np.ndarray | None:
         """The baseline's ms for encoded rows ``x`` (None without a baseline)."""
@@ -91,6 +97,28 @@ class FamilyModel:
         if self._top is None:
             return None
         return x[:, :len(self._top)] > self._top  # an older schema: a prefix of the features
+
+    @property
+    def code_columns(self) -> tuple:
+        """The columns of the code fields whose trained values the bundle recorded."""
+        return tuple(self._codes)
+
+    def unseen(self, x) -> np.ndarray | None:
+        """Per encoded row of ``x``: True where a code field (an op or a mode,
+        ``features.CODE_FIELDS``) has a value none of the model's training rows had, such as a
+        Resize in a family trained on reshapes and transposes; None when the bundle recorded no
+        codes."""
+        if not self._codes:
+            return None
+        out = np.zeros(len(x), dtype=bool)
+        for column, values in self._codes.items():
+            out |= ~np.isin(np.asarray(x[:, column], dtype=np.float32), values)
+        return out
+
+    def unseen_in(self, flagged) -> bool:
+        """Whether features ``flagged`` (names, as ``Predictor`` reports them) include a code
+        field with recorded values: the kernel's op was unseen, or above the codes seen."""
+        return any(self.feature_names[c] in flagged for c in self._codes)
 
     def finish(self, raw, x) -> np.ndarray:
         """ms from the booster's raw output ``raw`` for the encoded rows ``x``."""

@@ -165,9 +165,11 @@ class LayoutLines:
     """A family's FLOPs/bytes line fitted apart for each layout its kernels run in (the
     features' context): one backend path can cost 10x another for the same work (onnxruntime's
     plain-NCHW depthwise conv against its NCHWc one), which one line cannot follow.  A layout
-    with fewer than ``MIN_ROWS`` samples uses the line of all of them."""
+    with fewer than ``MIN_ROWS`` samples uses the line of all of them.  :class:`OpLines` is the
+    same per op."""
 
     MIN_ROWS = 8
+    FIELD, KEY = "layout", "by_layout"  # the code column the lines split on; the bundle's key
 
     def __init__(self, overall: GenericModel, lines: dict[int, GenericModel] | None = None):
         self.overall = overall
@@ -178,7 +180,7 @@ class LayoutLines:
         from .. import features
 
         stats, ms = generic_stats(features, family, x), np.asarray(ms, dtype=np.float64)
-        codes = layout_codes(features, family, x)
+        codes = code_column(features, family, x, cls.FIELD)
         lines = {int(c): GenericModel().fit(stats[codes == c], ms[codes == c])
                  for c in np.unique(codes) if np.sum(codes == c) >= cls.MIN_ROWS}
         return cls(GenericModel().fit(stats, ms), lines)
@@ -188,35 +190,63 @@ class LayoutLines:
 
         stats = generic_stats(features, family, x)
         out = self.overall.predict(stats)
-        codes = layout_codes(features, family, x)
+        codes = code_column(features, family, x, self.FIELD)
         for code, line in self.lines.items():
             at = codes == code
             if at.any():
                 out[at] = line.predict(stats[at])
         return out
 
-    def to_dict(self) -> dict:
+    @staticmethod
+    def _name(code: int) -> str:
         from ..features.schema import LAYOUT_CODES
 
+        return LAYOUT_CODES[code]
+
+    @staticmethod
+    def _code(name: str) -> int:
+        from ..features.schema import LAYOUT_CODES
+
+        return LAYOUT_CODES.index(name)
+
+    def to_dict(self) -> dict:
         return {**self.overall.to_dict(),
-                "by_layout": {LAYOUT_CODES[c]: line.to_dict() for c, line in self.lines.items()}}
+                self.KEY: {self._name(c): line.to_dict() for c, line in self.lines.items()}}
 
     @classmethod
     def from_dict(cls, d: dict) -> "LayoutLines":
-        from ..features.schema import LAYOUT_CODES
+        return cls(GenericModel.from_dict(d), {cls._code(name): GenericModel.from_dict(v)
+                                               for name, v in d[cls.KEY].items()})
 
-        return cls(GenericModel.from_dict(d), {LAYOUT_CODES.index(name): GenericModel.from_dict(v)
-                                               for name, v in d["by_layout"].items()})
+
+class OpLines(LayoutLines):
+    """One line per op of a family whose ops cost differently per element for the same FLOPs
+    and bytes (a Pow 15x an Add, a Resize 5-10x a Transpose: ``results/unseen-ops/``); the bundle
+    names each line by its op code (the family's op table, ``features/schema.py``)."""
+
+    FIELD, KEY = "op_code", "by_op_code"
+
+    @staticmethod
+    def _name(code: int) -> str:
+        return str(code)
+
+    @staticmethod
+    def _code(name: str) -> int:
+        return int(name)
 
 
 def baseline_from_dict(d: dict):
-    """A family baseline from a bundle: one line, or one per layout."""
-    return LayoutLines.from_dict(d) if "by_layout" in d else GenericModel.from_dict(d)
+    """A family baseline from a bundle: one line, or one per layout or per op."""
+    for kind in (LayoutLines, OpLines):
+        if kind.KEY in d:
+            return kind.from_dict(d)
+    return GenericModel.from_dict(d)
 
 
-def layout_codes(features, family: str, x) -> np.ndarray:
-    """The context column ``layout`` of a family's encoded rows, as integer codes."""
-    return np.asarray(x)[:, features.feature_names(family).index("layout")].astype(int)
+def code_column(features, family: str, x, field: str = "layout") -> np.ndarray:
+    """A code column (the context's ``layout``, or ``op_code``) of a family's encoded rows, as
+    integer codes."""
+    return np.asarray(x)[:, features.feature_names(family).index(field)].astype(int)
 
 
 def _nnls(a: np.ndarray, b: np.ndarray, iters: int = 200) -> np.ndarray:

@@ -7,15 +7,18 @@ from the generic FLOPs/bytes model (:mod:`.fallback`), and then the kernel is fl
 ``fallback=True`` in the report.  A kernel with a feature above the range its family's model
 was trained on (``FamilyModel.outside``: trees cannot extrapolate) is flagged
 ``extrapolated=True``, and the report's warnings say which features when those kernels carry
-``EXTRAPOLATED_WARN_SHARE`` of the prediction or more.  The two overhead terms are the
-backend's per-run cost and per-kernel dispatch cost, and ``scale`` corrects kernel times taken
-from a profiler; all three are fitted on whole models when the bundle was built (0, 0, 1
-without a bundle).  Each kernel's reported ``ms`` includes its dispatch overhead; the fixed
-per-run overhead is in ``report.predictor["fixed_overhead_ms"]`` and in ``total_ms``.  The
-per-kernel term may be negative (profiler times include a little profiling cost per kernel); a
-kernel is never priced below ``KERNEL_FLOOR`` times its cost-model time.  A *view* kernel (an
-op the backend runs as no kernel: an alias, or a duplicate it merged) costs 0 and its cost
-model is named ``view``.
+``EXTRAPOLATED_WARN_SHARE`` of the prediction or more.  So is a kernel of an op (or a mode)
+its model never saw in training (``FamilyModel.unseen``: a Resize in a family trained on
+reshapes and transposes), with a warning naming the op whatever its share: the trees price it
+as one of the ops they saw, 2-100x off for some (``benchmarks/results/unseen-ops/``).  The two
+overhead terms are the backend's per-run cost and per-kernel dispatch cost, and ``scale``
+corrects kernel times taken from a profiler; all three are fitted on whole models when the
+bundle was built (0, 0, 1 without a bundle).  Each kernel's reported ``ms`` includes its
+dispatch overhead; the fixed per-run overhead is in ``report.predictor["fixed_overhead_ms"]``
+and in ``total_ms``.  The per-kernel term may be negative (profiler times include a little
+profiling cost per kernel); a kernel is never priced below ``KERNEL_FLOOR`` times its
+cost-model time.  A *view* kernel (an op the backend runs as no kernel: an alias, or a
+duplicate it merged) costs 0 and its cost model is named ``view``.
 
 A ``Predictor`` with no trained models is valid: every kernel is then priced by the fallback.
 """
@@ -199,8 +202,14 @@ class Predictor:
 
     def _outside(self, family: str, x, inverse, positions) -> dict:
         """{flat position: (family, features)} of the rows of ``x`` beyond the range the
-        family's model was trained on (``inverse`` maps kernels to distinct rows)."""
-        mask = self.models[family].outside(x)
+        family's model was trained on, or of an op it never saw (its code field named;
+        ``inverse`` maps kernels to distinct rows)."""
+        model = self.models[family]
+        mask = model.outside(x)
+        unseen = model.unseen(x)
+        if unseen is not None and unseen.any():
+            mask = np.zeros(x.shape, dtype=bool) if mask is None else mask.copy()
+            mask[:, list(model.code_columns)] |= unseen[:, None]
         if mask is None or not mask.any():
             return {}
         feature_names = self.models[family].feature_names
@@ -251,6 +260,10 @@ class Predictor:
                 share = float(k_ms[list(k_out)].sum()) / max(fixed + float(k_ms.sum()), 1e-12)
                 if share >= EXTRAPOLATED_WARN_SHARE:
                     warnings += (_outside_warning(k_out, share),)
+                unseen = sorted({kernels[i].type for i, (f, feats) in k_out.items()
+                                 if self.models[f].unseen_in(feats)})
+                if unseen:
+                    warnings += (_unseen_warning(unseen, self.name),)
             reports.append(Report(model=graph.name, predictor=info,
                                   total_ms=float(fixed + k_ms.sum()), kernels=preds,
                                   warnings=warnings))
@@ -277,6 +290,14 @@ def _outside_warning(outside: dict, share: float) -> str:
     return (f"{len(outside)} kernel(s), {100 * share:.0f} % of the predicted time, beyond the "
             f"range of their cost model's training samples, priced by extrapolation and likely "
             f"less accurate ({what})")
+
+
+def _unseen_warning(types: list, name: str) -> str:
+    """One line: the kernel types of ops their cost model never saw, and how to sample them."""
+    return (f"kernel(s) of an op their cost model never saw ({', '.join(types)}): priced as an "
+            f"op it did see, possibly off by 2x or more; `nnmeter-tvm build --extend {name} "
+            f"--grid ops -o DIR` times many such ops on this machine (--models M.onnx instead "
+            f"of --grid ops: a model's own kernels)")
 
 
 @contextmanager

@@ -186,17 +186,51 @@ class ModelBuilder:
         with self.scope(self._auto_name("swish") if name is None else name):
             return self.mul(x, self.sigmoid(x, "sigmoid"), "mul")
 
+    # one-input ops no zoo family uses (the ops grid samples them: ``Sampler.ops``)
+    def tanh(self, x, name=None):
+        return self._emit("Tanh", [x], self.shapes[x], name)
+
+    def leakyrelu(self, x, name=None):
+        return self._emit("LeakyRelu", [x], self.shapes[x], name, alpha=0.1)
+
+    def erf(self, x, name=None):
+        return self._emit("Erf", [x], self.shapes[x], name)
+
+    def sqrt(self, x, name=None):
+        return self._emit("Sqrt", [x], self.shapes[x], name)
+
+    def exp(self, x, name=None):
+        return self._emit("Exp", [x], self.shapes[x], name)
+
+    def clip(self, x, name=None):
+        """Clip to [0, 1] (a Clip to [0, 6] is ``relu6``)."""
+        lo = self._const("const.zero", np.array(0.0, np.float32))
+        hi = self._const("const.one", np.array(1.0, np.float32))
+        return self._emit("Clip", [x, lo, hi], self.shapes[x], name)
+
     def act(self, x, kind, name=None):
-        """Apply the activation named ``kind`` (relu, relu6, hardswish, sigmoid, swish)."""
+        """Apply the one-input op named ``kind`` (relu, relu6, hardswish, sigmoid, swish, or
+        one of the ops above)."""
         return getattr(self, kind)(x, name=name)
 
-    def add(self, a, b, name=None):
-        return self._emit("Add", [a, b], np.broadcast_shapes(self.shapes[a], self.shapes[b]),
+    def _binary(self, op_type, a, b, name):
+        return self._emit(op_type, [a, b], np.broadcast_shapes(self.shapes[a], self.shapes[b]),
                           name)
 
+    def add(self, a, b, name=None):
+        return self._binary("Add", a, b, name)
+
     def mul(self, a, b, name=None):
-        return self._emit("Mul", [a, b], np.broadcast_shapes(self.shapes[a], self.shapes[b]),
-                          name)
+        return self._binary("Mul", a, b, name)
+
+    def sub(self, a, b, name=None):
+        return self._binary("Sub", a, b, name)
+
+    def div(self, a, b, name=None):
+        return self._binary("Div", a, b, name)
+
+    def pow(self, a, b, name=None):
+        return self._binary("Pow", a, b, name)
 
     def softmax(self, x, name=None):
         return self._emit("Softmax", [x], self.shapes[x], name, axis=-1)
@@ -259,6 +293,29 @@ class ModelBuilder:
         for out, s in zip(outs, sizes):
             self.shapes[out] = self.shapes[x][:1] + (s,) + self.shapes[x][2:]
         return outs
+
+    def resize(self, x, scale, mode, name=None):
+        """Resize H and W by the integer ``scale`` (``mode``: nearest or linear)."""
+        node = self._node_name("resize", name)
+        scales = self._const(f"{node}.scales", np.array([1, 1, scale, scale], np.float32))
+        n, c, h, w = self.shapes[x]
+        return self._emit_named("Resize", node, [x, "", scales], (n, c, h * scale, w * scale),
+                                mode=mode)
+
+    def gather(self, x, count, name=None):
+        """The first ``count`` channels in reverse order (Gather with constant indices)."""
+        node = self._node_name("gather", name)
+        index = self._const(f"{node}.index", np.arange(count - 1, -1, -1, dtype=np.int64))
+        n, c, h, w = self.shapes[x]
+        return self._emit_named("Gather", node, [x, index], (n, count, h, w), axis=1)
+
+    def slice(self, x, start, end, name=None):
+        """Channels ``start`` to ``end`` (Slice)."""
+        node = self._node_name("slice", name)
+        consts = [self._const(f"{node}.{k}", np.array([v], np.int64))
+                  for k, v in (("starts", start), ("ends", end), ("axes", 1))]
+        n, c, h, w = self.shapes[x]
+        return self._emit_named("Slice", node, [x] + consts, (n, end - start, h, w))
 
     def pad(self, x, pads, name=None):
         """Zero-pad H and W by ``pads = (top, left, bottom, right)``."""
