@@ -55,6 +55,15 @@ def _base(base, like) -> np.ndarray:
     return np.maximum(np.broadcast_to(np.asarray(base, dtype=np.float64), np.shape(like)), _MIN_MS)
 
 
+def _seen_table(values) -> np.ndarray:
+    """A boolean table over codes 0..max+1: True at the codes in ``values``; the last entry
+    (any code above them) and, read at index -1, any code below 0 stay False."""
+    codes = np.asarray(values, dtype=np.int64)
+    table = np.zeros(int(codes.max(initial=-1)) + 2, dtype=bool)
+    table[codes[codes >= 0]] = True
+    return table
+
+
 class FamilyModel:
     """A trained model for one kernel family (``conv``, ``dwconv``, ...); ``baseline`` is the
     family's :class:`.fallback.GenericModel`, :class:`.fallback.LayoutLines` or
@@ -78,9 +87,9 @@ class FamilyModel:
         n = len(self.feature_names) or None
         self._top = None if not r else \
             np.asarray(r["high"][:n], float) + RANGE_SLACK * np.abs(r["high"][:n])
-        # the values each code field took in training, by column; empty for a bundle that did
-        # not record them
-        self._codes = {self.feature_names.index(name): np.asarray(values, dtype=np.float32)
+        # per code field's column, a table of the codes seen in training (index: code); empty
+        # for a bundle that did not record them
+        self._codes = {self.feature_names.index(name): _seen_table(values)
                        for name, values in ((r or {}).get("codes") or {}).items()
                        if name in self.feature_names}
 
@@ -111,8 +120,9 @@ class FamilyModel:
         if not self._codes:
             return None
         out = np.zeros(len(x), dtype=bool)
-        for column, values in self._codes.items():
-            out |= ~np.isin(np.asarray(x[:, column], dtype=np.float32), values)
+        for column, seen in self._codes.items():  # codes are small integers: a table look-up
+            code = np.clip(np.asarray(x[:, column]), -1, len(seen) - 1).astype(np.intp)
+            out |= ~seen[code]
         return out
 
     def unseen_in(self, flagged) -> bool:
