@@ -8,11 +8,11 @@ full build of 3.7 min, 69-75 % for an ordinary build of the same 1,300 kernels a
 the AMD bundle as it is):
 
 1. **Measure a few kernels here.**  The calibration models (the overhead is this machine's;
-   refitted on 16 of the 42, the zoo scored up to 14 points lower), then the source's own sample plan:
-   its in-situ zoo models first (the cheapest kernels to time, and real models' layers), then
-   its packs of specs in a random order, until ``max_samples`` kernels are timed; then, as
-   a build does, the units timed while the machine drifted again, while the budget has room
-   (``Builder.measure_units``).
+   refitted on 16 of the 42, the zoo scored up to 14 points lower), then the source's own
+   sample plan: its in-situ zoo models first (the cheapest kernels to time, and real models'
+   layers), then its packs of specs in a random order, until ``max_samples`` kernels are
+   timed.  As a build does, it then measures again the units timed while the machine drifted,
+   while the budget has room (``Builder.measure_units``).
 2. **Learn how this machine differs, kernel by kernel.**  Per kernel family, a small XGBoost
    model of log(time here / the source's cost-model time) over those samples (a family with
    fewer than ``MIN_RATIO_ROWS`` takes its median ratio; a family with none, the median of
