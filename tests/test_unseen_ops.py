@@ -31,10 +31,11 @@ def _graph(*ops):
 
     b = ModelBuilder("ops")
     for i, op in enumerate(ops):
-        x, y = (b.input((1, 16, 8, 8), name=f"{n}{i}") for n in ("x", "y"))
+        x = b.input((1, 16, 8, 8), name=f"x{i}")
         if op == "resize":
             b.output(b.resize(x, 2, "linear", name=f"resize{i}"))
         elif op in ("add", "sub", "mul", "div", "pow"):
+            y = b.input((1, 16, 8, 8), name=f"y{i}")
             b.output(getattr(b, op)(x, y, name=f"{op}{i}"))
         else:
             b.output(b.act(x, op, name=f"{op}{i}"))
