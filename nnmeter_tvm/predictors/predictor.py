@@ -293,11 +293,13 @@ def _outside_warning(outside: dict, share: float) -> str:
 
 
 def _unseen_warning(types: list, name: str) -> str:
-    """One line: the kernel types of ops their cost model never saw, and how to sample them."""
+    """One line: the kernel types of ops their cost model never saw, and how to sample them
+    (``--models`` takes any op; the ops grid samples many, not all: not Gelu or Pow)."""
     return (f"kernel(s) of an op their cost model never saw ({', '.join(types)}): priced as an "
-            f"op it did see, possibly off by 2x or more; `nnmeter-tvm build --extend {name} "
-            f"--grid ops -o DIR` times many such ops on this machine (--models M.onnx instead "
-            f"of --grid ops: a model's own kernels)")
+            f"op it did see, possibly off by 2x or more; on this machine `nnmeter-tvm build "
+            f"--extend {name} --models M.onnx -o DIR` adds the kernels of models that run them "
+            f"(--grid ops instead of --models: standalone samples of tanh, erf, resize and "
+            f"other ops)")
 
 
 @contextmanager
