@@ -99,30 +99,33 @@ class FamilyModel:
 
     def outside(self, x) -> np.ndarray | None:
         """Per encoded row of ``x``, per feature: True where the value is above the range the
-        model was trained on (plus ``RANGE_SLACK``); None when the bundle recorded no range.
+        model was trained on (plus ``RANGE_SLACK``), or, in a code field, is a code none of its
+        training rows had (:meth:`unseen`); None when the bundle recorded neither.
         Only above: below its smallest sample a kernel is priced as that sample, a few
         microseconds at most, while above its largest one the trees stay flat as the work
         grows (a 49-row projection priced as an fc layer, or a layer 10x the largest)."""
+        codes = self._unseen_codes(x)
         if self._top is None:
-            return None
-        return x[:, :len(self._top)] > self._top  # an older schema: a prefix of the features
-
-    @property
-    def code_columns(self) -> tuple:
-        """The columns of the code fields whose trained values the bundle recorded."""
-        return tuple(self._codes)
+            return codes
+        above = x[:, :len(self._top)] > self._top  # an older schema: a prefix of the features
+        return above if codes is None else above | codes[:, :above.shape[1]]
 
     def unseen(self, x) -> np.ndarray | None:
         """Per encoded row of ``x``: True where a code field (an op or a mode,
         ``features.CODE_FIELDS``) has a value none of the model's training rows had, such as a
         Resize in a family trained on reshapes and transposes; None when the bundle recorded no
         codes."""
+        codes = self._unseen_codes(x)
+        return None if codes is None else codes.any(axis=1)
+
+    def _unseen_codes(self, x) -> np.ndarray | None:
+        """Per encoded row, per feature: True at a code field whose code training never saw."""
         if not self._codes:
             return None
-        out = np.zeros(len(x), dtype=bool)
+        out = np.zeros(x.shape, dtype=bool)
         for column, seen in self._codes.items():  # codes are small integers: a table look-up
             code = np.clip(np.asarray(x[:, column]), -1, len(seen) - 1).astype(np.intp)
-            out |= ~seen[code]
+            out[:, column] = ~seen[code]
         return out
 
     def unseen_in(self, flagged) -> bool:

@@ -204,12 +204,7 @@ class Predictor:
         """{flat position: (family, features)} of the rows of ``x`` beyond the range the
         family's model was trained on, or of an op it never saw (its code field named;
         ``inverse`` maps kernels to distinct rows)."""
-        model = self.models[family]
-        mask = model.outside(x)
-        unseen = model.unseen(x)
-        if unseen is not None and unseen.any():
-            mask = np.zeros(x.shape, dtype=bool) if mask is None else mask.copy()
-            mask[:, list(model.code_columns)] |= unseen[:, None]
+        mask = self.models[family].outside(x)
         if mask is None or not mask.any():
             return {}
         feature_names = self.models[family].feature_names
